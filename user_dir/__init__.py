@@ -1,0 +1,8 @@
+"""fairseq plugin for Transformer compression (`--user-dir user_dir`).
+
+Importing this package registers every model, architecture, task, criterion and optimizer of the
+four methods with fairseq.
+"""
+from user_dir.common import checkpoint_compat
+
+checkpoint_compat.allow_fairseq_checkpoints()

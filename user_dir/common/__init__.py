@@ -1,0 +1,1 @@
+"""Method-agnostic pieces shared by two or more methods."""

@@ -1,0 +1,30 @@
+"""Let torch >= 2.6 load fairseq checkpoints.
+
+torch.load defaults to ``weights_only=True`` since 2.6 and fairseq 0.12 calls it without the
+argument. A fairseq checkpoint holds, besides tensors and plain containers, an ``argparse.Namespace``
+(the legacy ``args`` entry) and sometimes numpy scalars (best metric values), so we allowlist exactly
+those types instead of turning the safe loader off. Every fairseq CLI imports ``--user-dir`` before
+it loads a checkpoint, so registering here is enough for the stock tools.
+"""
+import argparse
+
+import numpy as np
+import torch
+
+
+def _numpy_scalar_globals():
+    """The globals numpy uses to pickle a scalar such as ``np.float64(27.3)``."""
+    found = [np.dtype]
+    for dtype in (np.float64, np.float32, np.int64, np.int32, np.bool_):
+        found.append(type(np.dtype(dtype)))
+    try:  # numpy >= 2 moved it to numpy._core; the pickle refers to whichever wrote it
+        from numpy._core.multiarray import scalar
+    except ImportError:  # pragma: no cover - numpy 1.x
+        from numpy.core.multiarray import scalar
+    found.append(scalar)
+    return found
+
+
+def allow_fairseq_checkpoints():
+    if hasattr(torch.serialization, "add_safe_globals"):
+        torch.serialization.add_safe_globals([argparse.Namespace] + _numpy_scalar_globals())
