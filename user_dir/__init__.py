@@ -6,3 +6,5 @@ four methods with fairseq.
 from user_dir.common import checkpoint_compat
 
 checkpoint_compat.allow_fairseq_checkpoints()
+
+from user_dir import common, srp, ltp, trbert, kprune  # noqa: E402,F401  (registration)

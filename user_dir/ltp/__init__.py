@@ -1,0 +1,1 @@
+"""LTP: learned token pruning for encoders."""

@@ -1,0 +1,1 @@
+"""SRP: selectively regularized structured pruning of translation Transformers."""

@@ -1,0 +1,1 @@
+"""TR-BERT: RL-learned dynamic token reduction for long texts."""
