@@ -11,6 +11,7 @@ normalisation so that no character is rewritten).
 Command line (used by scripts/prepare-iwslt14.sh):
     python scripts/mt_text.py tokenise --lang de [--escape] [--lower] [--workers N] < in > out
     python scripts/mt_text.py clean SRC_IN TGT_IN SRC_OUT TGT_OUT [--ratio 1.5 --min 1 --max 175]
+    python scripts/mt_text.py lower < in > out
 """
 import argparse
 import multiprocessing
@@ -121,6 +122,12 @@ class BpeApplier:
 
 
 # ---------------------------------------------------------------- command line
+def read_lines(stream):
+    """Lines of a text stream opened with newline="\n", without their "\n"."""
+    lines = stream.read().split("\n")
+    return lines[:-1] if lines and lines[-1] == "" else lines
+
+
 def _main(argv=None):
     ap = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawTextHelpFormatter)
     sub = ap.add_subparsers(dest="cmd", required=True)
@@ -134,23 +141,31 @@ def _main(argv=None):
     c.add_argument("--ratio", type=float, default=1.5)
     c.add_argument("--min", type=int, default=1)
     c.add_argument("--max", type=int, default=175)
+    sub.add_parser("lower", help="lowercase stdin to stdout (as Moses' lowercase.perl)")
     args = ap.parse_args(argv)
 
-    sys.stdin.reconfigure(encoding="utf-8")
-    sys.stdout.reconfigure(encoding="utf-8")
+    # lines end at "\n" only, as for the perl tools: str.splitlines() and universal newlines
+    # would also break at \r, \x0c or U+2028 inside a sentence and misalign the two sides
+    sys.stdin.reconfigure(encoding="utf-8", newline="\n")
+    sys.stdout.reconfigure(encoding="utf-8", newline="\n")
     if args.cmd == "tokenise":
-        lines = sys.stdin.read().splitlines()
+        lines = read_lines(sys.stdin)
         out = tokenise_lines(lines, args.lang, args.escape, args.lower, args.workers)
         sys.stdout.write("".join(x + "\n" for x in out))
+    elif args.cmd == "lower":
+        for line in sys.stdin:
+            sys.stdout.write(line.lower())
     else:
         src_in, tgt_in, src_out, tgt_out = args.files
-        src = open(src_in, encoding="utf-8").read().splitlines()
-        tgt = open(tgt_in, encoding="utf-8").read().splitlines()
+        with open(src_in, encoding="utf-8", newline="\n") as f:
+            src = read_lines(f)
+        with open(tgt_in, encoding="utf-8", newline="\n") as f:
+            tgt = read_lines(f)
         if len(src) != len(tgt):
             sys.exit(f"clean: {src_in} has {len(src)} lines but {tgt_in} has {len(tgt)}")
         src, tgt = clean_pairs(src, tgt, args.ratio, args.min, args.max)
         for path, lines in ((src_out, src), (tgt_out, tgt)):
-            with open(path, "w", encoding="utf-8") as f:
+            with open(path, "w", encoding="utf-8", newline="\n") as f:
                 f.writelines(x + "\n" for x in lines)
         print(f"clean: kept {len(src)} pairs", file=sys.stderr)
 
