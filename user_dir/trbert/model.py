@@ -1,0 +1,118 @@
+"""Model ``trbert_roberta``: the prunable RoBERTa with TR-BERT's token-selection policies.
+
+Archs: ``trbert_roberta`` / ``trbert_roberta_base`` (12 layers, reduction before layers 1 and 6)
+and ``trbert_roberta_minilm`` (6 layers, reduction before layers 1 and 3). A fine-tuned
+``prunable_roberta`` checkpoint restores into it: missing policy weights are filled with fresh ones.
+
+The training stage (``--trbert-stage``) is a criterion option; the model reads it from the same
+command line because it decides which parameters train, and fairseq builds the optimizer from the
+parameters that require gradients right after building the model. In the ``init`` and ``rl``
+stages only the policies train (dropout stays on, as in the original).
+"""
+import logging
+from typing import Optional
+
+from fairseq.models import register_model, register_model_architecture
+from fairseq.utils import safe_getattr
+
+from user_dir.common.prunable_roberta import (
+    PrunableRobertaEncoder,
+    PrunableRobertaModel,
+    minilm_shape,
+    prunable_base_architecture,
+)
+from user_dir.trbert.encoder import TrbertTransformerEncoder
+from user_dir.trbert.rollouts import ReductionControl
+
+logger = logging.getLogger(__name__)
+
+POLICY_ONLY_STAGES = ("init", "rl")
+
+
+class TrbertRobertaEncoder(PrunableRobertaEncoder):
+    sentence_encoder_class = TrbertTransformerEncoder
+
+
+@register_model("trbert_roberta")
+class TrbertRobertaModel(PrunableRobertaModel):
+    encoder_class = TrbertRobertaEncoder
+
+    @staticmethod
+    def add_args(parser):
+        PrunableRobertaModel.add_args(parser)
+        parser.add_argument("--trbert-reduce-layers", type=str, metavar="K1,K2",
+                            help="0-based layers before which tokens are reduced (default: 1 and "
+                                 "N/2, the paper's two points: 1,6 for 12 layers, 1,3 for 6)")
+        parser.add_argument("--trbert-policy-dim", type=int, metavar="H",
+                            help="hidden size of each policy network (default: 32)")
+
+    @classmethod
+    def build_model(cls, args, task):
+        model = super().build_model(args, task)
+        model.num_updates = 0
+        stage = safe_getattr(args, "trbert_stage", None)
+        if stage in POLICY_ONLY_STAGES:
+            model.train_policies_only()
+        return model
+
+    @property
+    def sentence_encoder(self) -> TrbertTransformerEncoder:
+        return self.encoder.sentence_encoder
+
+    @property
+    def reduce_layers(self):
+        return self.sentence_encoder.reduce_layers
+
+    def train_policies_only(self):
+        """Freeze everything but the policies (encoder, embeddings and classification heads)."""
+        for name, param in self.named_parameters():
+            param.requires_grad = ".policies." in f".{name}"
+
+    def set_num_updates(self, num_updates):
+        self.num_updates = num_updates
+        super().set_num_updates(num_updates)
+
+    def forward(self, src_tokens, features_only=False, return_all_hiddens=False,
+                classification_head_name=None, reduction: Optional[ReductionControl] = None, **kwargs):
+        """RoBERTa's forward; ``extra["trbert"]`` is the :class:`ReductionControl` of this pass.
+
+        Without ``reduction`` the policies sample in training mode and keep p >= 0.5 in eval mode.
+        """
+        control = reduction if reduction is not None else ReductionControl.default(self.training)
+        self.sentence_encoder.control = control
+        try:
+            x, extra = super().forward(src_tokens, features_only, return_all_hiddens,
+                                       classification_head_name, **kwargs)
+        finally:
+            self.sentence_encoder.control = None
+        extra["trbert"] = control
+        return x, extra
+
+    def upgrade_state_dict_named(self, state_dict, name):
+        super().upgrade_state_dict_named(state_dict, name)
+        # a plain fine-tuned encoder has no policies yet: start them from this model's init
+        prefix = (name + "." if name else "") + "encoder.sentence_encoder.policies."
+        missing = [k for k in self.sentence_encoder.policies.state_dict() if prefix + k not in state_dict]
+        if missing:
+            logger.info("checkpoint has no TR-BERT policies; initialising %d policy tensors", len(missing))
+            for k, v in self.sentence_encoder.policies.state_dict().items():
+                state_dict.setdefault(prefix + k, v)
+
+
+@register_model_architecture("trbert_roberta", "trbert_roberta")
+def trbert_base_architecture(args):
+    args.trbert_reduce_layers = safe_getattr(args, "trbert_reduce_layers", None)
+    args.trbert_policy_dim = safe_getattr(args, "trbert_policy_dim", 32)
+    prunable_base_architecture(args)
+
+
+@register_model_architecture("trbert_roberta", "trbert_roberta_base")
+def trbert_roberta_base_architecture(args):
+    trbert_base_architecture(args)
+
+
+@register_model_architecture("trbert_roberta", "trbert_roberta_minilm")
+def trbert_roberta_minilm_architecture(args):
+    minilm_shape(args)
+    args.layernorm_eps = safe_getattr(args, "layernorm_eps", 1e-12)
+    trbert_base_architecture(args)
