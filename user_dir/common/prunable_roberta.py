@@ -6,6 +6,7 @@ and a structurally pruned model is rebuilt by stock tools from two config fields
 encoders subclass :class:`PrunableTransformerEncoder`), so token pruning composes with structured
 pruning on one model.
 """
+import logging
 from typing import Sequence
 
 import torch
@@ -21,6 +22,7 @@ from omegaconf import OmegaConf
 
 from user_dir.common.prunable_encoder import PrunableTransformerEncoder, format_sizes
 
+logger = logging.getLogger(__name__)
 
 def add_prunable_encoder_args(parser):
     parser.add_argument("--encoder-layer-heads", type=str, metavar="H1,H2,...",
@@ -77,6 +79,41 @@ class PrunableRobertaModel(RobertaModel):
             layer.prune_heads(heads)
             layer.prune_ffn(neurons)
         self.sync_shape_args()
+
+    def load_state_dict(self, state_dict, strict=True, model_cfg=None, args=None):
+        """Load weights; a structurally pruned state dict is adopted when no sizes were configured.
+
+        ``fairseq-train --restore-file pruned.pt`` builds the model from the command line, i.e. at
+        the architecture's full sizes. When neither ``--encoder-layer-heads`` nor
+        ``--encoder-layer-ffn-dims`` was given and the checkpoint's layers are smaller, the model
+        is first cut to the checkpoint's per-layer sizes (the weights are then overwritten by the
+        load), and ``args`` record them, so the new run's checkpoints rebuild too. Explicit sizes
+        are never overridden: a mismatch then fails as usual.
+        """
+        self._adopt_pruned_sizes(state_dict)
+        return super().load_state_dict(state_dict, strict=strict, model_cfg=model_cfg, args=args)
+
+    def _adopt_pruned_sizes(self, state_dict):
+        if safe_getattr(self.args, "encoder_layer_heads", None) or \
+                safe_getattr(self.args, "encoder_layer_ffn_dims", None):
+            return
+        heads, ffn = [], []
+        for i, layer in enumerate(self.layers):
+            prefix = f"encoder.sentence_encoder.layers.{i}."
+            q = state_dict.get(prefix + "self_attn.q_proj.weight")
+            fc1 = state_dict.get(prefix + "fc1.weight")
+            head_dim = layer.self_attn.head_dim
+            if q is None or fc1 is None or q.size(0) % head_dim:
+                return  # not a layer of ours: leave the mismatch to the strict load
+            if q.size(0) // head_dim > layer.num_heads or fc1.size(0) > layer.ffn_dim:
+                return  # larger than the architecture: cannot be a pruned version of it
+            heads.append(q.size(0) // head_dim)
+            ffn.append(fc1.size(0))
+        if (heads, ffn) == self.encoder.sentence_encoder.layer_sizes():
+            return
+        logger.info(f"adopting the checkpoint's pruned layer sizes: heads {format_sizes(heads)}, "
+                    f"FFN {format_sizes(ffn)}")
+        self.prune_structure([torch.arange(h) for h in heads], [torch.arange(f) for f in ffn])
 
     def sync_shape_args(self):
         """Write the current per-layer sizes into ``self.args`` (what checkpoints store)."""
