@@ -60,5 +60,5 @@ class TrbertTransformerEncoder(PrunableTransformerEncoder):
             slot_index = torch.arange(x.size(1), device=x.device).expand(x.size(0), -1)
         else:
             x, padding_mask, slot_index = gather_tokens(x, padding_mask, keep)
-        control.record(PointTrace(layer_idx, logits, keep, active, entering, kept), slot_index)
+        control.record(PointTrace(layer_idx, logits, keep, active, entering, kept, control.positions), slot_index)
         return x, padding_mask

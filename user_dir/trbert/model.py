@@ -50,8 +50,8 @@ class TrbertRobertaModel(PrunableRobertaModel):
     def build_model(cls, args, task):
         model = super().build_model(args, task)
         model.num_updates = 0
-        stage = safe_getattr(args, "trbert_stage", None)
-        if stage in POLICY_ONLY_STAGES:
+        model.policies_only = safe_getattr(args, "trbert_stage", None) in POLICY_ONLY_STAGES
+        if model.policies_only:
             model.train_policies_only()
         return model
 
@@ -67,6 +67,12 @@ class TrbertRobertaModel(PrunableRobertaModel):
         """Freeze everything but the policies (encoder, embeddings and classification heads)."""
         for name, param in self.named_parameters():
             param.requires_grad = ".policies." in f".{name}"
+
+    def register_classification_head(self, name, num_classes=None, inner_dim=None, **kwargs):
+        super().register_classification_head(name, num_classes, inner_dim, **kwargs)
+        # the task registers the head after build_model: freeze it too
+        if getattr(self, "policies_only", False):
+            self.train_policies_only()
 
     def set_num_updates(self, num_updates):
         self.num_updates = num_updates

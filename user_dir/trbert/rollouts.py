@@ -23,6 +23,7 @@ class PointTrace:
     active: torch.Tensor      # (B, T) tokens the policy decided on: real tokens except <s>
     entering: torch.Tensor    # (B,) real tokens entering the point
     kept: torch.Tensor        # (B,) real tokens leaving it (<s> included)
+    positions: torch.Tensor   # (B, T) input position of each token entering the point
 
 
 @dataclass
