@@ -1,0 +1,219 @@
+"""``fairseq-kprune`` / ``python -m user_dir.kprune``: retraining-free structured pruning.
+
+    fairseq-kprune DATA --user-dir user_dir --path FINETUNED.pt --constraint 0.5 \\
+        [--sublayerwise-tuning] --save-dir OUT [--cpu]
+
+prunes attention heads and FFN neurons of a fine-tuned ``prunable_roberta`` sentence classifier
+until at least ``--constraint`` of its FLOPs are gone, and writes ``OUT/checkpoint_pruned.pt``
+(score it with ``fairseq-validate DATA --user-dir user_dir --task sentence_prediction --path
+OUT/checkpoint_pruned.pt --batch-size 32``) and ``OUT/kprune_log.json``.
+"""
+import argparse
+import json
+import logging
+import os
+import sys
+import time
+
+import numpy as np
+import torch
+
+from user_dir.kprune.checkpoint import (
+    KpruneInputError, classification_head_name, is_regression, load_finetuned, save_pruned,
+)
+from user_dir.kprune.data import KpruneDataError, average_length, example_lengths, sample_batches
+from user_dir.kprune.flops import flops_model_for, fvcore_layer_flops, model_sizes
+from user_dir.kprune.prune import KpruneSettings, apply_pruning, kprune, masked_logits
+
+logger = logging.getLogger("fairseq_cli.kprune")
+
+CHECKPOINT_NAME = "checkpoint_pruned.pt"
+LOG_NAME = "kprune_log.json"
+
+
+def _open_interval(value: str) -> float:
+    x = float(value)
+    if not 0.0 < x < 1.0:
+        raise argparse.ArgumentTypeError(f"must be in (0, 1) (the fraction of FLOPs removed), got {value}")
+    return x
+
+
+def _positive(kind):
+    def parse(value: str):
+        x = kind(value)
+        if not x > 0:
+            raise argparse.ArgumentTypeError(f"must be > 0, got {value}")
+        return x
+    return parse
+
+
+def _non_negative(value: str) -> float:
+    x = float(value)
+    if x < 0:
+        raise argparse.ArgumentTypeError(f"must be >= 0, got {value}")
+    return x
+
+
+def get_parser() -> argparse.ArgumentParser:
+    p = argparse.ArgumentParser(
+        prog="fairseq-kprune", description=__doc__, allow_abbrev=False,
+        formatter_class=argparse.RawDescriptionHelpFormatter)
+    p.add_argument("data", help="sentence_prediction data directory (input0/, label/, as written by "
+                                "fairseq-preprocess); the knowledge is measured on its training split")
+    g = p.add_argument_group("fairseq")
+    g.add_argument("--path", required=True, metavar="FILE",
+                   help="fine-tuned prunable_roberta checkpoint (--task sentence_prediction)")
+    g.add_argument("--user-dir", default=None, metavar="DIR",
+                   help="path to the plugin package to import (this plugin's user_dir is always loaded)")
+    g.add_argument("--cpu", action="store_true", help="run on the CPU even if CUDA is available")
+    g.add_argument("--batch-size", type=_positive(int), default=32, metavar="N",
+                   help="examples per batch for knowledge measurement and tuning (default: %(default)s)")
+    g.add_argument("--seed", type=int, default=0, help="seed of the example sample (default: %(default)s)")
+    g.add_argument("--save-dir", default="checkpoints", metavar="DIR",
+                   help=f"where {CHECKPOINT_NAME} and {LOG_NAME} are written (default: %(default)s)")
+    g.add_argument("--train-subset", default="train", metavar="SPLIT",
+                   help="split the examples are drawn from (default: %(default)s)")
+    g.add_argument("--valid-subset", default="valid", metavar="SPLIT",
+                   help="split whose average length sets n in the FLOPs model; the training split is "
+                        "used if it does not exist (default: %(default)s)")
+    g.add_argument("--no-progress-bar", action="store_true", help="no progress bar over the sublayers")
+
+    k = p.add_argument_group("Kprune")
+    k.add_argument("--constraint", type=_open_interval, required=True, metavar="C",
+                   help="fraction of the model's FLOPs to remove, in (0, 1) (e.g. 0.5)")
+    k.add_argument("--num-tokens", type=_positive(int), default=100000, metavar="N",
+                   help="tokens of training data to measure knowledge on: min(N / average length, "
+                        "|train|) examples are drawn (default: %(default)s)")
+    k.add_argument("--lam-pred", type=_non_negative, default=1.0, metavar="W",
+                   help="weight of predictive knowledge in the importance score (default: %(default)s)")
+    k.add_argument("--lam-rep", type=_non_negative, default=2.5e-4, metavar="W",
+                   help="weight of representational knowledge in the importance score (default: %(default)s)")
+    k.add_argument("--mu", type=_positive(float), default=None, metavar="M",
+                   help="factor on head scores, which are means over a head's dimensions "
+                        "(default: the model's head size)")
+    k.add_argument("--T", type=_positive(float), default=2.0, metavar="T",
+                   help="softmax temperature of the predictive (KL) loss (default: %(default)s)")
+    k.add_argument("--sublayerwise-tuning", action="store_true",
+                   help="KPWT: after each sublayer is decided, refit its output projection to the "
+                        "teacher by least squares")
+    k.add_argument("--ridge", type=_non_negative, default=0.0, metavar="R",
+                   help="KPWT ridge, relative to the mean diagonal of XᵀX (default: %(default)s, plain "
+                        "least squares)")
+    return p
+
+
+def _setup_logging():
+    logging.basicConfig(format="%(asctime)s | %(levelname)s | %(name)s | %(message)s",
+                        datefmt="%Y-%m-%d %H:%M:%S", level=os.environ.get("LOGLEVEL", "INFO").upper(),
+                        stream=sys.stdout)
+
+
+def _load_split(task, split: str, data: str, option: str):
+    try:
+        task.load_dataset(split, combine=False, epoch=1)
+    except (AssertionError, FileNotFoundError, KeyError) as e:
+        raise KpruneInputError(f"data: no {split!r} split in {data} ({option}; {e})") from None
+    dataset = task.dataset(split)
+    if len(dataset) == 0:
+        raise KpruneInputError(f"data: the {split!r} split in {data} is empty ({option})")
+    return dataset
+
+
+def main(args) -> dict:
+    from fairseq import utils
+
+    if args.user_dir:
+        utils.import_user_module(args)
+    torch.manual_seed(args.seed)
+    np.random.seed(args.seed)
+    device = torch.device("cuda" if torch.cuda.is_available() and not args.cpu else "cpu")
+
+    model, cfg, task, state = load_finetuned(args.path, args.data)
+    model = model.to(device).eval()
+    head_name = classification_head_name(cfg)
+    regression = is_regression(cfg)
+    train = _load_split(task, args.train_subset, args.data, "--train-subset")
+    try:
+        valid = _load_split(task, args.valid_subset, args.data, "--valid-subset")
+        length_split = args.valid_subset
+    except KpruneInputError:
+        valid, length_split = train, args.train_subset
+    n = average_length(valid)
+    flops = flops_model_for(model, n)
+    try:
+        batches = sample_batches(train, args.num_tokens, args.batch_size, args.seed,
+                                 task.source_dictionary.pad(), model.max_positions(), device)
+    except KpruneDataError as e:
+        raise KpruneInputError(f"data: {args.train_subset!r} split in {args.data}: {e}") from None
+    num_examples = sum(b.tokens.size(0) for b in batches)
+    num_tokens = sum(b.num_tokens for b in batches)
+    logger.info(f"model: {args.path} ({len(model.layers)} layers, heads {model_sizes(model)[0]}, "
+                f"FFN {model_sizes(model)[1]}); {'regression' if regression else 'classification'} "
+                f"head {head_name!r}; device {device}")
+    logger.info(f"data: {num_examples} examples / {num_tokens} tokens from {args.train_subset!r} "
+                f"(average train length {float(example_lengths(train).mean()):.2f}); FLOPs model "
+                f"n = {n:.2f} (average length of {length_split!r})")
+
+    n_int = max(1, int(round(n)))
+    fv_before = fvcore_layer_flops(model, n_int)
+    an_before = flops_model_for(model, n_int).total(*model_sizes(model))
+
+    settings = KpruneSettings(constraint=args.constraint, lam_pred=args.lam_pred, lam_rep=args.lam_rep,
+                              mu=args.mu, T=args.T, sublayerwise_tuning=args.sublayerwise_tuning,
+                              ridge=args.ridge, regression=regression, head_name=head_name)
+    result = kprune(model, batches, flops, settings, progress=not args.no_progress_bar)
+
+    reference = masked_logits(model, result.masks, batches[0], head_name)
+    apply_pruning(model, result.masks)
+    with torch.no_grad():
+        sliced = model(batches[0].tokens, features_only=True, classification_head_name=head_name)[0]
+    masked_vs_sliced = float((reference - sliced).abs().max())
+
+    fv_after = fvcore_layer_flops(model, n_int)
+    an_after = flops_model_for(model, n_int).total(*model_sizes(model))
+    info = {
+        "path": os.path.abspath(args.path),
+        "settings": {k: v for k, v in vars(args).items()},
+        "mu": settings.mu if settings.mu is not None else model.layers[0].self_attn.head_dim,
+        "avg_length": n, "examples": num_examples, "tokens": num_tokens,
+        **result.summary(),
+        "encoder_layer_heads": model.args.encoder_layer_heads,
+        "encoder_layer_ffn_dims": model.args.encoder_layer_ffn_dims,
+        "masked_vs_sliced_max_abs_diff": masked_vs_sliced,
+        "fvcore_check": {"n": n_int, "analytic_before": an_before, "fvcore_before": fv_before,
+                         "analytic_after": an_after, "fvcore_after": fv_after},
+    }
+    os.makedirs(args.save_dir, exist_ok=True)
+    out = os.path.join(args.save_dir, CHECKPOINT_NAME)
+    save_pruned(out, model, cfg, state, info)
+    with open(os.path.join(args.save_dir, LOG_NAME), "w") as f:
+        json.dump(info, f, indent=1)
+
+    removed = 1.0 - result.flops_after / result.flops_before
+    logger.info(f"FLOPs per sequence (n = {n:.2f}): {result.flops_before / 1e6:.2f} M before, "
+                f"{result.flops_after / 1e6:.2f} M after: {100 * removed:.2f} % removed "
+                f"(constraint {100 * args.constraint:.1f} %, budget {result.budget / 1e6:.2f} M)")
+    logger.info(f"fvcore check at n = {n_int}: before {fv_before / 1e6:.2f} M (analytic "
+                f"{an_before / 1e6:.2f} M), after {fv_after / 1e6:.2f} M (analytic {an_after / 1e6:.2f} M)")
+    logger.info(f"heads per layer {result.heads_before} -> {result.heads_after}")
+    logger.info(f"FFN neurons per layer {result.ffn_before} -> {result.ffn_after}")
+    logger.info(f"masked vs sliced logits: max |diff| = {masked_vs_sliced:.2e}")
+    logger.info(f"pruning time (the {2 * len(model.layers)}-sublayer loop): {result.loop_seconds:.1f} s "
+                f"(+ {result.teacher_seconds:.1f} s recording teacher outputs)")
+    logger.info(f"saved {out} (--encoder-layer-heads {model.args.encoder_layer_heads} "
+                f"--encoder-layer-ffn-dims {model.args.encoder_layer_ffn_dims})")
+    return info
+
+
+def cli_main(argv=None):
+    _setup_logging()
+    parser = get_parser()
+    args = parser.parse_args(argv)
+    try:
+        main(args)
+    except KpruneInputError as e:
+        sys.exit(f"fairseq-kprune: error: {e}")
+
+
+if __name__ == "__main__":
+    cli_main()
