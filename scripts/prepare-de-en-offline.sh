@@ -45,8 +45,18 @@ else
     source_id="debian:trans-de-en"
 fi
 SIG="format=$FORMAT source=$source_id seed=$SEED valid=$N_VALID test=$N_TEST vocab=$VOCAB"
-if [[ -f "$OUT/.stamp" && "$(cat "$OUT/.stamp")" == "$SIG" ]]; then
+up_to_date() { [[ -f "$OUT/.stamp" && "$(cat "$OUT/.stamp")" == "$SIG" ]]; }
+if up_to_date; then
     say "$OUT is up to date ($SIG); nothing to do"
+    exit 0
+fi
+# One preparation at a time per output folder (a demo and a benchmark may start together); the
+# second one waits, then finds the stamp.
+mkdir -p "$(dirname "$OUT")"
+exec 9>"$(dirname "$OUT")/.$(basename "$OUT").lock"
+flock 9
+if up_to_date; then
+    say "$OUT was prepared meanwhile; nothing to do"
     exit 0
 fi
 

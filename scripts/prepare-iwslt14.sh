@@ -52,7 +52,8 @@ die() { echo "prepare-iwslt14: error: $*" >&2; exit 1; }
 tokenise() { "$PYTHON" scripts/mt_text.py tokenise --escape --workers "$WORKERS" --lang "$@"; }
 
 SIG="format=$FORMAT bpe=$BPE_TOKENS joined=$JOINED"
-if [[ -f "$OUT/.stamp" && "$(cat "$OUT/.stamp")" == "$SIG" ]]; then
+up_to_date() { [[ -f "$OUT/.stamp" && "$(cat "$OUT/.stamp")" == "$SIG" ]]; }
+if up_to_date; then
     say "$OUT is up to date ($SIG); nothing to do"
     exit 0
 fi
