@@ -61,7 +61,9 @@ if up_to_date; then
 fi
 
 start=$SECONDS
-"$PYTHON" -c "import sacremoses, sentencepiece, fairseq_cli.preprocess" 2>/dev/null \
+# find_spec, not import: importing fairseq takes seconds
+"$PYTHON" -c "import importlib.util as u, sys
+sys.exit(any(u.find_spec(m) is None for m in sys.argv[1:]))" sacremoses sentencepiece fairseq_cli 2>/dev/null \
     || die "$PYTHON lacks sacremoses, sentencepiece or fairseq: run 'make install' first"
 
 # ---- the dictionary: a local file, or the Debian package (downloaded once, kept in DOWNLOADS)

@@ -59,7 +59,9 @@ if up_to_date; then
 fi
 
 # ---- tools first, then the download: both fail before any work is done
-"$PYTHON" -c "import sacremoses, subword_nmt.learn_bpe, fairseq_cli.preprocess" 2>/dev/null \
+# find_spec, not import: importing fairseq takes seconds
+"$PYTHON" -c "import importlib.util as u, sys
+sys.exit(any(u.find_spec(m) is None for m in sys.argv[1:]))" sacremoses subword_nmt fairseq_cli 2>/dev/null \
     || die "$PYTHON lacks sacremoses, subword-nmt or fairseq: run 'make install' first"
 
 if [[ ! -s "$TGZ" ]]; then
