@@ -15,7 +15,7 @@ from argparse import Namespace
 import torch
 from fairseq import checkpoint_utils
 from fairseq.dataclass.utils import convert_namespace_to_omegaconf
-from fairseq.models import MODEL_REGISTRY
+from fairseq.models import ARCH_MODEL_REGISTRY, MODEL_REGISTRY
 from omegaconf import OmegaConf
 
 from user_dir.common.prunable_roberta import PrunableRobertaModel
@@ -67,13 +67,19 @@ def read_checkpoint(path: str, data: str):
             f"--path: {path} was trained for task {task_name!r}; fairseq-kprune prunes a model "
             "fine-tuned with --task sentence_prediction (e.g. by scripts/finetune-baseline.sh)")
     model_name = _get(cfg.model, "_name") or _get(cfg.model, "arch")
-    model_cls = MODEL_REGISTRY.get(model_name)
+    # cfg.model._name is the --arch name (e.g. prunable_roberta_minilm), or a model name
+    model_cls = ARCH_MODEL_REGISTRY.get(model_name) or MODEL_REGISTRY.get(model_name)
     if model_cls is not PrunableRobertaModel:
         kind = f"{model_name!r}" + (f" ({model_cls.__name__})" if model_cls else "")
+        if model_cls is not None and issubclass(model_cls, PrunableRobertaModel):
+            raise KpruneInputError(
+                f"--path: {path} holds a {kind} model with token pruning; fairseq-kprune prunes the "
+                "plain prunable_roberta model without token pruning: run it first, then train token "
+                "pruning (e.g. LTP) from its pruned checkpoint")
         raise KpruneInputError(
-            f"--path: {path} holds a {kind} model; fairseq-kprune needs a prunable_roberta "
-            "model (--arch prunable_roberta*) without token pruning: prune structure first, then "
-            "train token pruning (LTP) from the pruned checkpoint")
+            f"--path: {path} holds a {kind} model; fairseq-kprune needs a prunable_roberta model "
+            "(fine-tuned with --arch prunable_roberta*, which restores stock RoBERTa/converted "
+            "BERT weights unchanged)")
     if _get(cfg.model, "encoder_normalize_before", False):
         raise KpruneInputError(f"--path: {path} is a pre-LN encoder; Kprune's targets assume post-LN")
     head_name = classification_head_name(cfg)

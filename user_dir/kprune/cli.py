@@ -1,13 +1,4 @@
-"""``fairseq-kprune`` / ``python -m user_dir.kprune``: retraining-free structured pruning.
-
-    fairseq-kprune DATA --user-dir user_dir --path FINETUNED.pt --constraint 0.5 \\
-        [--sublayerwise-tuning] --save-dir OUT [--cpu]
-
-prunes attention heads and FFN neurons of a fine-tuned ``prunable_roberta`` sentence classifier
-until at least ``--constraint`` of its FLOPs are gone, and writes ``OUT/checkpoint_pruned.pt``
-(score it with ``fairseq-validate DATA --user-dir user_dir --task sentence_prediction --path
-OUT/checkpoint_pruned.pt --batch-size 32``) and ``OUT/kprune_log.json``.
-"""
+"""``fairseq-kprune`` / ``python -m user_dir.kprune``: the command line of Kprune."""
 import argparse
 import json
 import logging
@@ -54,9 +45,23 @@ def _non_negative(value: str) -> float:
     return x
 
 
+DESCRIPTION = f"""Kprune: retraining-free structured pruning of a fine-tuned encoder.
+
+    fairseq-kprune DATA --user-dir user_dir --path FINETUNED.pt --constraint 0.5 \\
+        [--sublayerwise-tuning] --save-dir OUT [--cpu]
+
+removes attention heads and FFN neurons of a fine-tuned prunable_roberta sentence classifier
+until at least --constraint of its FLOPs are gone, and writes OUT/{CHECKPOINT_NAME} and
+OUT/{LOG_NAME}. Score the result with the stock tool:
+
+    fairseq-validate DATA --user-dir user_dir --task sentence_prediction \\
+        --path OUT/{CHECKPOINT_NAME} --batch-size 32
+"""
+
+
 def get_parser() -> argparse.ArgumentParser:
     p = argparse.ArgumentParser(
-        prog="fairseq-kprune", description=__doc__, allow_abbrev=False,
+        prog="fairseq-kprune", description=DESCRIPTION, allow_abbrev=False,
         formatter_class=argparse.RawDescriptionHelpFormatter)
     p.add_argument("data", help="sentence_prediction data directory (input0/, label/, as written by "
                                 "fairseq-preprocess); the knowledge is measured on its training split")
@@ -103,16 +108,26 @@ def get_parser() -> argparse.ArgumentParser:
 
 
 def _setup_logging():
-    logging.basicConfig(format="%(asctime)s | %(levelname)s | %(name)s | %(message)s",
-                        datefmt="%Y-%m-%d %H:%M:%S", level=os.environ.get("LOGLEVEL", "INFO").upper(),
-                        stream=sys.stdout)
+    # fairseq's own: one stdout handler with fairseq's format, level from $LOGLEVEL (default INFO);
+    # importing fairseq already installed a root handler, so logging.basicConfig would be a no-op
+    from fairseq.utils import reset_logging
+
+    reset_logging()
 
 
 def _load_split(task, split: str, data: str, option: str):
+    """A split of ``data`` as the checkpoint's task loads it; empty or missing splits are errors."""
+    prefix = os.path.join(data, "input0", split)
+    if not os.path.isfile(prefix + ".idx"):
+        raise KpruneInputError(f"data: no {split!r} split in {data} ({prefix}.idx missing; {option})")
+    if os.path.isfile(prefix + ".bin") and os.path.getsize(prefix + ".bin") == 0:
+        # what fairseq-preprocess writes for an empty text file; fairseq cannot even open it
+        raise KpruneInputError(f"data: the {split!r} split in {data} is empty ({option})")
     try:
         task.load_dataset(split, combine=False, epoch=1)
-    except (AssertionError, FileNotFoundError, KeyError) as e:
-        raise KpruneInputError(f"data: no {split!r} split in {data} ({option}; {e})") from None
+    except Exception as e:
+        raise KpruneInputError(f"data: cannot load the {split!r} split of {data} ({option}; "
+                               f"{type(e).__name__}: {str(e)[:200]})") from None
     dataset = task.dataset(split)
     if len(dataset) == 0:
         raise KpruneInputError(f"data: the {split!r} split in {data} is empty ({option})")
@@ -193,8 +208,9 @@ def main(args) -> dict:
     logger.info(f"FLOPs per sequence (n = {n:.2f}): {result.flops_before / 1e6:.2f} M before, "
                 f"{result.flops_after / 1e6:.2f} M after: {100 * removed:.2f} % removed "
                 f"(constraint {100 * args.constraint:.1f} %, budget {result.budget / 1e6:.2f} M)")
-    logger.info(f"fvcore check at n = {n_int}: before {fv_before / 1e6:.2f} M (analytic "
-                f"{an_before / 1e6:.2f} M), after {fv_after / 1e6:.2f} M (analytic {an_after / 1e6:.2f} M)")
+    logger.info(f"fvcore cross-check at n = {n_int} (2 FLOPs per multiply-add): before "
+                f"{fv_before / 1e6:.3f} M vs analytic {an_before / 1e6:.3f} M, after "
+                f"{fv_after / 1e6:.3f} M vs analytic {an_after / 1e6:.3f} M")
     logger.info(f"heads per layer {result.heads_before} -> {result.heads_after}")
     logger.info(f"FFN neurons per layer {result.ffn_before} -> {result.ffn_after}")
     logger.info(f"masked vs sliced logits: max |diff| = {masked_vs_sliced:.2e}")
