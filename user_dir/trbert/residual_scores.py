@@ -128,6 +128,8 @@ def main(argv=None):
     logging.basicConfig(format="%(asctime)s | %(levelname)s | %(name)s | %(message)s",
                         level=logging.INFO, stream=sys.stdout)
     parser = options.get_validation_parser()
+    # sentence_prediction's task config refers to criterion fields; this criterion has them
+    parser.set_defaults(criterion="sentence_prediction")
     add_args(parser)
     args = options.parse_args_and_arch(parser, input_args=argv)
     cfg = convert_namespace_to_omegaconf(args)
