@@ -1,0 +1,119 @@
+"""The LTP pipeline with the stock fairseq CLIs on tiny data: a tiny random BERT converted to fairseq,
+fine-tuned a few updates, LTP soft stage, hard stage, fairseq-validate; and the baselines' scripts."""
+import json
+
+import pytest
+import torch
+
+from tests.common.encoder_fixtures import build_tiny_encoder
+from user_dir.ltp.validate_log import parse
+
+pytestmark = pytest.mark.integration
+LAYERS = 4  # top-k needs 4 (its first 3 layers keep everything)
+
+
+@pytest.fixture(scope="module")
+def tiny(tmp_path_factory):
+    root = tmp_path_factory.mktemp("ltp_pipeline")
+    enc = build_tiny_encoder(root, layers=LAYERS)
+    return enc, root
+
+
+@pytest.fixture(scope="module")
+def finetuned(tiny):
+    from tests.conftest import run_cli
+    enc, root = tiny
+    run_cli(["fairseq-train", *enc.train_args(root / "ft", max_update=6)])
+    return root / "ft" / "checkpoint_best.pt"
+
+
+def _script(enc, name, save_dir, **env):
+    """argv running scripts/NAME with the tiny model's shape and small settings."""
+    shape = " ".join(enc.model_args()[2:])  # the dimension flags (not --arch)
+    base = dict(DATA=enc.data_dir, SAVE_DIR=save_dir, MAX_POSITIONS=enc.shape["positions"], BATCH=16,
+                EPOCHS=1, LR="1e-3", THREADS=1, EXTRA_ARGS=f"{shape} --log-interval 1")
+    base.update(env)
+    return ["env", *[f"{k}={v}" for k, v in base.items()], "bash", f"scripts/{name}"]
+
+
+def _delta(checkpoint):
+    state = torch.load(checkpoint, map_location="cpu", weights_only=False)
+    return state["model"]["encoder.sentence_encoder.ltp_threshold_delta"], state["cfg"]["model"]
+
+
+def test_soft_then_hard_then_validate(tiny, finetuned, cli):
+    enc, root = tiny
+    # the soft stage's own fairseq-validate is the same step as the hard stage's, tested below
+    cli(_script(enc, "ltp-soft.sh", root / "soft", RESTORE=finetuned, THRESHOLD_LR="2e-3", LAMBDA="0.5",
+                VALIDATE=0))
+    soft_delta, soft_cfg = _delta(root / "soft" / "checkpoint_last.pt")
+    assert soft_cfg.masking_mode == "soft"
+    assert soft_delta[0] == 0 and (soft_delta[1:] > 0).all(), soft_delta  # learned, pushed up by lambda
+
+    cli(_script(enc, "ltp-hard.sh", root / "hard", SOFT=root / "soft" / "checkpoint_last.pt"))
+    hard_delta, hard_cfg = _delta(root / "hard" / "checkpoint_best.pt")
+    assert hard_cfg.masking_mode == "hard"
+    assert torch.equal(hard_delta, soft_delta)  # frozen in the hard stage
+
+    result = json.loads((root / "hard" / "result.json").read_text())
+    for subset in ("valid", "test"):
+        figures = result[subset]
+        assert 0 <= figures["accuracy"] <= 100
+        assert 0 < figures["rel_flops"] < 1
+        keep = [figures[f"keep_l{i}"] for i in range(LAYERS)]
+        assert keep[0] == 1 and keep == sorted(keep, reverse=True) and keep[-1] < 1
+        # the thresholds the validation reports are the schedule plus the learned delta
+        assert figures["thr_l1"] == pytest.approx(0.01 * 1 / LAYERS + float(soft_delta[1]), abs=1e-5)
+
+    # the original's masking-only inference scores exactly the same
+    masked = cli(["fairseq-validate", *enc.validate_args(root / "hard" / "checkpoint_best.pt", subset="valid,test",
+                                                       extra=["--criterion", "ltp_sentence_prediction",
+                                                              "--model-overrides",
+                                                              "{'ltp_physical_removal': False}"])])
+    masked_figures = parse(masked.stdout.splitlines())
+    for subset in ("valid", "test"):
+        for key in ("accuracy", "loss", "rel_flops", "keep_l3"):
+            assert masked_figures[subset][key] == result[subset][key], (subset, key)
+
+
+def _train_log_figures(save_dir):
+    """The end-of-training validation that fairseq-train itself logs (same metrics as fairseq-validate)."""
+    return parse((save_dir / "train.log").read_text().splitlines())["valid"]
+
+
+def test_topk_and_manual_threshold_baselines(tiny, finetuned, cli):
+    enc, root = tiny
+    # VALIDATE=0: fairseq-train's own validation already reports the figures checked here
+    cli(_script(enc, "ltp-topk.sh", root / "topk", RESTORE=finetuned, KEEP_RATE="0.3", VALIDATE=0))
+    topk = _train_log_figures(root / "topk")
+    # last layer keeps round(0.3 n) of n tokens; the first three keep all
+    assert [topk[f"keep_l{i}"] for i in range(3)] == [1, 1, 1]
+    assert 0.25 < topk["keep_l3"] < 0.35
+
+    cli(_script(enc, "ltp-manual-threshold.sh", root / "manual", RESTORE=finetuned, FINAL_THRESHOLD="0.02",
+                VALIDATE=0))
+    manual_delta, manual_cfg = _delta(root / "manual" / "checkpoint_best.pt")
+    assert manual_cfg.masking_mode == "hard" and torch.equal(manual_delta, torch.zeros(LAYERS))
+    manual = _train_log_figures(root / "manual")
+    assert manual["thr_l2"] == pytest.approx(0.02 * 2 / LAYERS) and manual["rel_flops"] < 1
+
+
+def test_bad_data_folder_is_refused_before_training(tiny, cli, tmp_path):
+    enc, _ = tiny
+    (tmp_path / "input0").mkdir()
+    proc = cli(_script(enc, "ltp-soft.sh", tmp_path / "out", DATA=tmp_path, RESTORE=tmp_path / "x.pt"),
+               check=False)
+    assert proc.returncode == 2
+    assert f"DATA={tmp_path} is not a sentence_prediction data folder (input0/dict.txt missing" in proc.stdout
+    assert "fairseq" not in proc.stdout and not (tmp_path / "out").exists()
+
+
+def test_checkpoint_of_another_architecture_is_refused(tiny, finetuned, cli, tmp_path):
+    enc, _ = tiny
+    # without the tiny shape flags the arch builds the real MiniLM shape
+    proc = cli(_script(enc, "ltp-soft.sh", tmp_path, RESTORE=finetuned, EXTRA_ARGS="--log-interval 1"),
+               check=False)
+    assert proc.returncode != 0
+    assert (f"checkpoint encoder has {LAYERS} layers of width 32, but --arch ltp_roberta_minilm builds 6 layers "
+            f"of width 384") in proc.stdout
+    assert "train_inner" not in proc.stdout
