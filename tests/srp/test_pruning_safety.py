@@ -129,11 +129,10 @@ def test_ungated_model_is_fairseq_transformer():
     model, task = build(share_decoder_input_output_embed=True, dropout=0.0)
     randomize(model)
     model.eval()
-    args = Namespace(encoder_embed_dim=16, encoder_ffn_embed_dim=32, encoder_attention_heads=2,
-                     encoder_layers=2, decoder_embed_dim=16, decoder_ffn_embed_dim=32,
-                     decoder_attention_heads=2, decoder_layers=2, dropout=0.0,
-                     share_decoder_input_output_embed=True, max_source_positions=64,
-                     max_target_positions=64)
+    keys = ("encoder_embed_dim", "encoder_ffn_embed_dim", "encoder_attention_heads", "encoder_layers",
+            "decoder_embed_dim", "decoder_ffn_embed_dim", "decoder_attention_heads", "decoder_layers")
+    args = Namespace(dropout=0.0, share_decoder_input_output_embed=True, max_source_positions=64,
+                     max_target_positions=64, **{k: getattr(model.cfg, k) for k in keys})
     base_architecture(args)
     ref = TransformerModel.build_model(args, task)
     state = {k: v for k, v in model.state_dict().items() if k in ref.state_dict()}

@@ -373,7 +373,7 @@ _arch("srp_iwslt_de_en", encoder_embed_dim=512, encoder_ffn_embed_dim=1024, enco
 _arch("srp_small", encoder_embed_dim=128, encoder_ffn_embed_dim=512, encoder_attention_heads=4,
       encoder_layers=3, decoder_embed_dim=128, decoder_ffn_embed_dim=512, decoder_attention_heads=4,
       decoder_layers=3, dropout=0.1)
-# for tests only: a few thousand parameters
-_arch("srp_tiny", encoder_embed_dim=16, encoder_ffn_embed_dim=32, encoder_attention_heads=2,
-      encoder_layers=2, decoder_embed_dim=16, decoder_ffn_embed_dim=32, decoder_attention_heads=2,
+# for tests: some 40 k parameters, trains in seconds
+_arch("srp_tiny", encoder_embed_dim=32, encoder_ffn_embed_dim=64, encoder_attention_heads=2,
+      encoder_layers=2, decoder_embed_dim=32, decoder_ffn_embed_dim=64, decoder_attention_heads=2,
       decoder_layers=2, dropout=0.1)

@@ -67,6 +67,9 @@ class SRPTranslationConfig(TranslationConfig):
     bf16: bool = II("common.bf16")
     memory_efficient_fp16: bool = II("common.memory_efficient_fp16")
     memory_efficient_bf16: bool = II("common.memory_efficient_bf16")
+    # what the rest of the command line chose (None where the tool has no such section, e.g. generate)
+    optimizer_name: Optional[str] = II("oc.select:optimizer._name,null")
+    criterion_name: Optional[str] = II("oc.select:criterion._name,null")
 
 
 def validate(cfg: SRPTranslationConfig, from_checkpoint=False) -> None:
@@ -103,6 +106,12 @@ def validate(cfg: SRPTranslationConfig, from_checkpoint=False) -> None:
     if cfg.pretrained_model and not os.path.isfile(cfg.pretrained_model):
         raise FileNotFoundError(f"--pretrained-model {cfg.pretrained_model}: no such file")
     pruning = bool(cfg.srp or cfg.pretrained_model)
+    if pruning and cfg.optimizer_name not in (None, "srp_adam"):
+        raise ValueError("SRP pruning needs --optimizer srp_adam (it freezes the selected weights and "
+                         f"their Adam moments, and slices its state); got --optimizer {cfg.optimizer_name}")
+    if cfg.srp and cfg.criterion_name not in (None, "srp"):
+        raise ValueError("--srp distils from the --pretrained-model teacher: it needs --criterion srp "
+                         f"(got --criterion {cfg.criterion_name})")
     if pruning and (cfg.fp16 or cfg.bf16) and not (cfg.memory_efficient_fp16 or cfg.memory_efficient_bf16):
         raise ValueError("--fp16/--bf16 keep flat fp32 copies of the weights, which SRP cannot freeze "
                          "or slice: use --memory-efficient-fp16/--memory-efficient-bf16, or fp32")
