@@ -192,3 +192,24 @@ def test_bad_options_are_clear_errors_before_training(tmp_path, capsys):
                                                  trbert_scores=str(tmp_path / "other.pt")), fake_task(d))
     with pytest.raises(ValueError, match=r"computed for reduction points \[1\].*\[1, 2\]"):
         crit(tiny_trbert(d, trbert_stage="rl").train(), sample_for(tokens, torch.tensor([0, 1])))
+
+
+def test_regression_reward_is_minus_squared_error():
+    d = tiny_dictionary()
+    model = tiny_trbert(d, dropout=0.0, attention_dropout=0.0, num_classes=1)
+    tokens = random_batch(d, LENGTHS, seed=2)
+    targets = torch.tensor([[0.5], [-1.0], [2.0]])
+    sample = sample_for(tokens, targets, dictionary=d)
+    crit = TrbertCriterion(TrbertCriterionConfig(trbert_stage="joint", regression_target=True, alpha=0.0,
+                                                 trbert_rollouts=2), fake_task(d))
+    model.train()
+    calls = _spy(model)
+    loss, _, log = crit(model, sample)
+    preds, _ = calls[0]
+    mse = ((preds.view(-1) - targets.repeat_interleave(2, 0).view(-1)) ** 2)
+    assert log["reward"].item() == pytest.approx(-mse.sum().item() / 2, rel=1e-5)
+    assert "ncorrect" not in log
+    model.eval()
+    with torch.no_grad():
+        _, _, log = crit(model, sample)
+    assert log["_flops"] < log["_flops_full"]
