@@ -3,8 +3,8 @@ import argparse
 import json
 import logging
 import os
+import resource
 import sys
-import time
 
 import numpy as np
 import torch
@@ -197,6 +197,9 @@ def main(args) -> dict:
         "masked_vs_sliced_max_abs_diff": masked_vs_sliced,
         "fvcore_check": {"n": n_int, "analytic_before": an_before, "fvcore_before": fv_before,
                          "analytic_after": an_after, "fvcore_after": fv_after},
+        # whole process (fairseq, data, model, teacher copy, caches); Linux reports KiB
+        "peak_rss_mb": resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024.0,
+        "peak_cuda_mb": torch.cuda.max_memory_allocated() / 2 ** 20 if device.type == "cuda" else None,
     }
     os.makedirs(args.save_dir, exist_ok=True)
     out = os.path.join(args.save_dir, CHECKPOINT_NAME)
@@ -216,6 +219,8 @@ def main(args) -> dict:
     logger.info(f"masked vs sliced logits: max |diff| = {masked_vs_sliced:.2e}")
     logger.info(f"pruning time (the {2 * len(model.layers)}-sublayer loop): {result.loop_seconds:.1f} s "
                 f"(+ {result.teacher_seconds:.1f} s recording teacher outputs)")
+    logger.info(f"peak memory: {info['peak_rss_mb']:.0f} MB resident"
+                + (f", {info['peak_cuda_mb']:.0f} MB CUDA" if info["peak_cuda_mb"] is not None else ""))
     logger.info(f"saved {out} (--encoder-layer-heads {model.args.encoder_layer_heads} "
                 f"--encoder-layer-ffn-dims {model.args.encoder_layer_ffn_dims})")
     return info
