@@ -5,6 +5,7 @@ Pipeline: tiny BERT -> converted fairseq checkpoint -> fairseq-train (fine-tune)
 restored from it -> fairseq-validate on that.
 """
 import json
+import os
 import re
 import shutil
 import sys
@@ -22,6 +23,20 @@ pytestmark = pytest.mark.integration
 
 @pytest.fixture(scope="module")
 def finetuned(tiny_encoder, tmp_path_factory):
+    """A briefly fine-tuned tiny classifier, trained once per test session.
+
+    pytest-xdist spreads this module's tests over workers; they share one checkpoint through the
+    session's common temp folder (under a file lock) instead of each running fairseq-train.
+    """
+    if os.environ.get("PYTEST_XDIST_WORKER"):
+        from filelock import FileLock
+
+        shared = tmp_path_factory.getbasetemp().parent  # this session's folder, common to workers
+        save = shared / "kprune_finetuned"
+        with FileLock(str(shared / "kprune_finetuned.lock")):
+            if not (save / "checkpoint_best.pt").exists():
+                run_cli(["fairseq-train", *tiny_encoder.train_args(save, max_update=30)])
+        return save / "checkpoint_best.pt"
     save = tmp_path_factory.mktemp("kprune_finetuned")
     run_cli(["fairseq-train", *tiny_encoder.train_args(save, max_update=30)])
     return save / "checkpoint_best.pt"
