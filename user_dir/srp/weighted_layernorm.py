@@ -28,15 +28,21 @@ class SRPLayerNorm(nn.Module):
         return self.weight.numel()
 
     def forward(self, x: torch.Tensor, c: torch.Tensor = None) -> torch.Tensor:
+        """``LN_c(x) ⊙ c`` when gated (``c`` given), the plain norm otherwise. The output gate is folded
+        into the affine parameters (``(gamma ⊙ c, beta ⊙ c)``: two d-vectors instead of a multiply of
+        the whole activation)."""
+        weight, bias = self.weight, self.bias
+        if c is not None:
+            weight, bias = weight * c, bias * c
         if self.weighted:
-            return self._weighted(x, c)
+            return self._weighted(x, c, weight, bias)
         if c is not None:
             x = x * c
         if self.ln_width == self.dim:
-            return F.layer_norm(x, (self.dim,), self.weight, self.bias, self.eps)
-        return self._zero_padded(x)
+            return F.layer_norm(x, (self.dim,), weight, bias, self.eps)
+        return self._zero_padded(x, weight, bias)
 
-    def _weighted(self, x, c):
+    def _weighted(self, x, c, weight, bias):
         if c is None:
             mu = x.mean(-1, keepdim=True)
             xc = x - mu
@@ -46,16 +52,16 @@ class SRPLayerNorm(nn.Module):
             mu = torch.matmul(x, c).unsqueeze(-1) / total
             xc = x - mu
             var = torch.matmul(xc * xc, c).unsqueeze(-1) / total
-        return torch.addcmul(self.bias, xc / (var.sqrt() + self.eps), self.weight)
+        return torch.addcmul(bias, xc / (var.sqrt() + self.eps), weight)
 
-    def _zero_padded(self, x):
+    def _zero_padded(self, x, weight, bias):
         # the (ln_width - dim) absent entries are zeros: they add nothing to the sum but count in
         # the mean, and each contributes mu^2 to the variance
         width = float(self.ln_width)
         mu = x.sum(-1, keepdim=True) / width
         xc = x - mu
         var = (xc.pow(2).sum(-1, keepdim=True) + (width - self.dim) * mu * mu) / width
-        return torch.addcmul(self.bias, xc * torch.rsqrt(var + self.eps), self.weight)
+        return torch.addcmul(bias, xc * torch.rsqrt(var + self.eps), weight)
 
     def extra_repr(self) -> str:
         return f"{self.dim}, weighted={self.weighted}, ln_width={self.ln_width}, eps={self.eps}"
