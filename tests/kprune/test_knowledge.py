@@ -6,7 +6,7 @@ import torch.nn.functional as F
 from tests.kprune.helpers import HEAD, tiny_batches, tiny_model
 from user_dir.kprune.knowledge import measure_knowledge, predictive_loss, teacher_target
 from user_dir.kprune.masks import KpruneMasks
-from user_dir.kprune.sublayers import first_layer_input
+from user_dir.kprune.sublayers import first_layer_input, run_from
 
 
 def test_predictive_loss_is_scaled_kl_to_the_soft_labels():
@@ -90,3 +90,21 @@ def test_step_zero_has_no_predictive_knowledge():
                               [teacher_target(z, 2.0, False) for _, z in firsts], 0, 2.0, False, HEAD)
     assert max(float(p.max()) for p in k.pred_heads + k.pred_neurons) < 1e-12
     assert min(float(r.min()) for r in k.rep_heads) > 0
+
+
+def test_skipped_backward_at_step_zero_changes_nothing():
+    """The zero shortcut: forcing the backward pass at step 0 gives only rounding noise."""
+    d, model = tiny_model(seed=7)
+    batches = tiny_batches(d, 2)
+    masks = KpruneMasks(model)
+    with torch.no_grad():
+        firsts = [first_layer_input(model, b.tokens, HEAD) for b in batches]
+    masks.requires_grad_(True)
+    with masks.applied(model):
+        for (x, z), b in zip(firsts, batches):
+            logits = run_from(model, 0, x, b.padding_mask, HEAD)
+            assert torch.equal(teacher_target(logits, 2.0, False), teacher_target(z, 2.0, False))
+            loss = predictive_loss(logits, teacher_target(z, 2.0, False), 2.0, False)
+            grads = torch.autograd.grad(loss, masks.heads + masks.neurons)
+            assert max(float(g.abs().max()) for g in grads) < 1e-6
+    masks.requires_grad_(False)

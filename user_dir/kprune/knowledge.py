@@ -100,8 +100,15 @@ def measure_knowledge(model, masks, batches: Sequence, inputs: Sequence[torch.Te
                 tap.real = batch.real
             with torch.enable_grad():
                 logits = run_from(model, s, x, batch.padding_mask, head_name)
-                loss = predictive_loss(logits, target, T, regression)
-                grads = torch.autograd.grad(loss, wrt, allow_unused=True)
+                # Where the student's output equals the teacher's bit for bit (every batch at step
+                # 0, before anything is pruned) the loss gradient is 0 (KL: T·(p_S - p_T), MSE:
+                # 2(z_S - z_T)); a backward pass would only return rounding noise (~1e-9), so it
+                # is skipped and the predictive scores are exactly 0 there.
+                if torch.equal(teacher_target(logits, T, regression), target):
+                    grads = [None] * len(wrt)
+                else:
+                    loss = predictive_loss(logits, target, T, regression)
+                    grads = torch.autograd.grad(loss, wrt, allow_unused=True)
             for acc, g in zip(grad_sq, grads):
                 if g is not None:
                     acc += 0.5 * g.double().pow(2)
