@@ -25,7 +25,7 @@ from user_dir.kprune.flops import FlopsModel, model_sizes
 from user_dir.kprune.knowledge import measure_knowledge
 from user_dir.kprune.masks import KpruneMasks
 from user_dir.kprune.search import kpms_step
-from user_dir.kprune.sublayers import ATTENTION, run_from, run_sublayer, sublayer_of
+from user_dir.kprune.sublayers import ATTENTION, run_sublayer, sublayer_of
 from user_dir.kprune.teacher import Teacher
 from user_dir.kprune.weight_tuning import tune_sublayer
 
@@ -108,7 +108,7 @@ def check_supported(model) -> None:
                         "this model is pre-LN (encoder_normalize_before)")
 
 
-def _describe(step: StepLog, head_dim: int) -> str:
+def _describe(step: StepLog) -> str:
     unit = "heads" if step.kind == ATTENTION else "neurons"
     text = (f"layer {step.layer} {step.kind:9s}: kept {step.kept:4d}/{step.units:<4d} {unit:7s} "
             f"(pruned {step.pruned:4d}) | kept {step.kept_flops / 1e6:9.3f} MFLOPs | "
@@ -177,7 +177,7 @@ def kprune(model, batches, flops: FlopsModel, settings: KpruneSettings, progress
             step = StepLog(s, layer_idx, kind, units, kept, units - kept, decision.kept_flops,
                            remaining, decision.candidates, time.perf_counter() - step_start, tuning)
             steps.append(step)
-            logger.info(_describe(step, head_dim))
+            logger.info(_describe(step))
     loop_seconds = time.perf_counter() - start
 
     result = KpruneResult(masks, steps, flops_before, 0.0, budget, loop_seconds, teacher_seconds,
@@ -197,5 +197,3 @@ def apply_pruning(model, masks: KpruneMasks) -> None:
     heads, neurons = masks.kept_indices()
     model.prune_structure(heads, neurons)
 
-
-__all__ = ["KpruneSettings", "KpruneResult", "kprune", "apply_pruning", "masked_logits", "run_from"]
