@@ -36,13 +36,17 @@ def test_scores_are_the_mean_received_attention_of_live_queries():
     # fixed norm L = 128 and length norm L = n0 = 3
     assert torch.allclose(scoring.threshold_scores(probs, pad, 128), received / (2 * 128))
     assert torch.allclose(scoring.threshold_scores(probs, pad, torch.tensor([3])), received / 6)
-    scores = received / 6  # 0.2667, 0.4167, 0.3167
-    keep = scoring.keep_above_threshold(scores, pad, torch.tensor(0.35))
-    assert keep.tolist() == [[True, True, False, False]]  # position 0 kept although below
-    keep = scoring.keep_above_threshold(scores, pad, torch.tensor(-1.0))  # floor at 1e-5
-    assert keep.tolist() == [[True, True, True, False]]
-    assert scoring.keep_above_threshold(torch.tensor([[0.5, 5e-6, 2e-5]]), torch.zeros(1, 3, dtype=torch.bool),
-                                        torch.tensor(0.0)).tolist() == [[True, False, True]]
+    # hard decision: received >= max(1e-5, theta) * H * L; here L = 3, so scores 0.2667, 0.4167, 0.3167
+    cut = scoring.received_cut(0.35, 2, 3)
+    assert cut == pytest.approx(2.1)
+    assert scoring.keep_received(received, cut).tolist() == [[True, True, False, False]]  # <s> kept anyway
+    # a negative threshold is floored at 1e-5: every live token stays, padding (received 0) never does
+    assert scoring.keep_received(received, scoring.received_cut(-1.0, 2, 3)).tolist() == [[True, True, True, False]]
+    # L per example (length norm): cut = theta * H * n0
+    n0 = torch.tensor([[3.0], [10.0]])
+    two = torch.cat([received, received])
+    assert scoring.keep_received(two, scoring.received_cut(0.1, 2, n0)).tolist() == \
+        [[True, True, True, False], [True, True, False, False]]
 
 
 def _rate(r, i, n):
@@ -78,8 +82,10 @@ def test_topk_keeps_round_n0_times_rate_tokens_in_every_layer():
 def test_topk_keeps_the_best_scored_tokens():
     scores = torch.tensor([[0.1, 0.9, 0.3, 0.8, 0.2], [0.0, 0.5, 0.7, 0.1, 0.0]])
     pad = torch.tensor([[False] * 5, [False, False, False, True, True]])
-    keep = scoring.keep_top_k(scores, pad, torch.tensor([3, 2]))
+    keep = scoring.keep_top_k(scores.clone(), pad, torch.tensor([3, 2]))
     assert keep.tolist() == [[True, True, False, True, False], [True, False, True, False, False]]
+    keep = scoring.keep_top_k(scores[:1].clone(), None, torch.tensor([2]))  # no padding at all
+    assert keep.tolist() == [[True, True, False, False, False]]
 
 
 def test_soft_mask_is_a_sigmoid_of_the_margin_with_position_0_fixed():

@@ -14,6 +14,8 @@ Layer 0 never prunes in ``absolute_threshold`` mode; in ``topk`` mode a layer pr
 keep rate is below 1. Position 0 (``<s>``, read by the classification head) is always kept.
 """
 import logging
+from dataclasses import dataclass
+from typing import List, Optional, Union
 
 import torch
 import torch.nn as nn
@@ -29,6 +31,15 @@ logger = logging.getLogger(__name__)
 
 THRESHOLD_PARAM = "ltp_threshold_delta"
 THRESHOLD_GROUP = "ltp_threshold"
+
+
+@dataclass
+class _Run:
+    """State of one forward pass, shared by its layers."""
+    stats: LtpStats
+    has_padding: bool                   # does the current padding mask mark anything?
+    theta: Optional[List[float]]        # per-layer thresholds for hard decisions
+    norm: Union[float, torch.Tensor]    # L of the score: a number or (B, 1) lengths
 
 
 class LtpTransformerEncoder(PrunableTransformerEncoder):
@@ -49,7 +60,7 @@ class LtpTransformerEncoder(PrunableTransformerEncoder):
         self.ltp_threshold_delta.param_group = THRESHOLD_GROUP
         self.ltp_threshold_delta.optim_overrides = {"lr": self.ltp.threshold_lr, "weight_decay": 0.0}
         self.last_stats = None
-        self._stats = None
+        self._run = None
         self._checked_first_token = False
 
     # ---- thresholds ---------------------------------------------------------------------------
@@ -74,49 +85,65 @@ class LtpTransformerEncoder(PrunableTransformerEncoder):
     def forward_scriptable(self, src_tokens, src_lengths=None, return_all_hiddens=False,
                            token_embeddings=None):
         self._check_first_token(src_tokens)
-        n0 = src_tokens.ne(self.padding_idx).sum(dim=1)
-        self._stats = LtpStats(n0, self.thresholds(), self.ltp.temperature, self.ltp.score_length)
+        padding = src_tokens.eq(self.padding_idx)
+        stats = LtpStats(padding.size(1) - padding.sum(dim=1), self.thresholds(), self.ltp.temperature,
+                         self.ltp.score_length)
+        # per-forward constants, so a pruning layer adds only a handful of tensor operations
+        self._run = _Run(
+            stats=stats,
+            has_padding=bool(padding.any()),
+            # hard decisions compare with Python numbers: one device sync per forward, not per layer
+            theta=None if self.soft else stats.thresholds.tolist(),
+            norm=(stats.n0.to(torch.float32).unsqueeze(1) if self.ltp.score_norm == "length"
+                  else float(self.ltp.score_length)),
+        )
         try:
             out = super().forward_scriptable(src_tokens, src_lengths, return_all_hiddens, token_embeddings)
-            self.last_stats = self._stats
+            self.last_stats = stats
         finally:
-            self._stats = None
+            self._run = None
         return out
 
     def forward_layer(self, layer, x, padding_mask):
-        stats = self._stats
-        n_in = (~padding_mask).sum(dim=1)
+        run = self._run
         idx = layer.layer_idx
-        if stats is None or not self.prunes_at(idx):
+        if run is None or not self.prunes_at(idx):
             x, padding_mask = super().forward_layer(layer, x, padding_mask)
-            if stats is not None:
-                stats.record(n_in, n_in)
+            if run is not None:
+                run.stats.record()
             return x, padding_mask
 
-        h, probs = layer.attention_block(x, padding_mask if padding_mask.any() else None, need_probs=True)
+        live_pad = padding_mask if run.has_padding else None
+        h, probs = layer.attention_block(x, live_pad, need_probs=True)
+        received = scoring.received_attention(probs, live_pad)
         if self.ltp.prune_mode == "topk":
             # the sum, not the mean, of received attention: the ranking is the same either way
-            scores = scoring.received_attention(probs, padding_mask)
-            keep = scoring.keep_top_k(scores, padding_mask, scoring.topk_counts(stats.n0, self.keep_rates[idx]))
+            k = scoring.topk_counts(run.stats.n0, self.keep_rates[idx])
+            keep = scoring.keep_top_k(received, live_pad, k)
+        elif self.soft:
+            scores = received / (layer.num_heads * run.norm)
+            mask = scoring.soft_mask(scores, run.stats.thresholds[idx], self.ltp.temperature)
+            run.stats.soft_masks.append((idx, mask, padding_mask))
+            run.stats.record()
+            return layer.ffn_block(h) * mask.unsqueeze(-1).to(h.dtype), padding_mask
         else:
-            norm = stats.n0 if self.ltp.score_norm == "length" else self.ltp.score_length
-            scores = scoring.threshold_scores(probs, padding_mask, norm)
-            theta = stats.thresholds[idx]
-            if self.soft:
-                mask = scoring.soft_mask(scores, theta, self.ltp.temperature)
-                stats.soft_masks.append((idx, mask, padding_mask))
-                stats.record(n_in, n_in)
-                return layer.ffn_block(h) * mask.unsqueeze(-1).to(h.dtype), padding_mask
-            keep = scoring.keep_above_threshold(scores, padding_mask, theta)
+            keep = scoring.keep_received(received, scoring.received_cut(run.theta[idx], layer.num_heads, run.norm))
 
-        stats.record(n_in, keep.sum(dim=1), hard=True)
-        if self.ltp.physical_removal:
-            gathered = gather_tokens(h, padding_mask, keep)
-            return layer.ffn_block(gathered.x), gathered.padding_mask
-        # masked path: pruned tokens stay (and still pay for the FFN) but no longer act as keys
-        # or vote as queries in later layers; zeroed like the original's hard mask
-        out = layer.ffn_block(h).masked_fill(~keep.unsqueeze(-1), 0.0)
-        return out, padding_mask | ~keep
+        run.stats.record(keep.sum(dim=1))
+        if not self.ltp.physical_removal:
+            # masked path: pruned tokens stay (and still pay for the FFN) but no longer act as keys
+            # or vote as queries in later layers; zeroed like the original's hard mask
+            run.has_padding = True
+            out = layer.ffn_block(h).masked_fill(~keep.unsqueeze(-1), 0.0)
+            return out, padding_mask | ~keep
+        if x.size(0) == 1:
+            # one example: no padding before or after, a plain index_select is the whole gather
+            index = keep[0].nonzero().squeeze(1)
+            h = h.index_select(1, index)
+            return layer.ffn_block(h), padding_mask.new_zeros(1, index.numel())
+        gathered = gather_tokens(h, padding_mask, keep)
+        run.has_padding = bool(gathered.padding_mask.any())
+        return layer.ffn_block(gathered.x), gathered.padding_mask
 
     def _check_first_token(self, src_tokens):
         if self._checked_first_token:

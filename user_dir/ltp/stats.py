@@ -19,15 +19,26 @@ class LtpStats:
         self.thresholds = thresholds      # (N,) float32, in the autograd graph in the soft stage
         self.temperature = temperature
         self.score_length = score_length
-        self.n_in: List[torch.Tensor] = []   # per layer: tokens entering it, (B,)
         self.n_out: List[torch.Tensor] = []  # per layer: tokens left after its pruning, (B,)
         self.soft_masks: List[Tuple[int, torch.Tensor, torch.Tensor]] = []  # (layer, mask, padding)
         self.hard = False  # True once a layer made a binary keep decision
 
-    def record(self, n_in: torch.Tensor, n_out: torch.Tensor, hard: bool = False):
-        self.n_in.append(n_in)
+    @property
+    def n_in(self) -> List[torch.Tensor]:
+        """Per layer: tokens entering it (those the previous layer kept), (B,)."""
+        return [self.n0] + self.n_out[:-1]
+
+    @property
+    def current(self) -> torch.Tensor:
+        return self.n_out[-1] if self.n_out else self.n0
+
+    def record(self, n_out: Optional[torch.Tensor] = None):
+        """A layer finished; ``n_out`` is None when it kept every token it got."""
+        if n_out is None:
+            n_out = self.current
+        else:
+            self.hard = True
         self.n_out.append(n_out)
-        self.hard = self.hard or hard
 
     # ---- FLOPs and kept tokens (validation metrics) -------------------------------------------
     def macs(self, dims: Sequence[LayerDims]) -> Tuple[float, float]:
