@@ -6,6 +6,7 @@ Uses the demo's checkpoints (runs scripts/demo-srp.sh first if they are missing;
 - parameter and FLOPs-per-sentence ratios pruned/base (FLOPs averaged over the test pairs);
 - generation wall time on the same test set (beam 5, batch 128, as the original's test), both models
   timed in this process, interleaved, best of REPEATS runs each;
+  the number of generated tokens is reported too (an undertrained model may write longer outputs);
 - the time of a pruning-phase training step (gates on at mid-shrink, freeze masks in srp_adam, KD
   teacher) over a plain step of the same model and criterion (gates off, nothing frozen), interleaved
   on the same batches, median of STEPS each; the ratio against a step without the teacher is also
@@ -13,7 +14,7 @@ Uses the demo's checkpoints (runs scripts/demo-srp.sh first if they are missing;
 - BLEU of both models after fine-tuning (sacrebleu on the de-BPE'd output, as fairseq-generate
   --remove-bpe --scoring sacrebleu computes it).
 Env: DATA (data-bin/de-en-offline), DEMO_DIR (checkpoints/srp-demo), REPEATS (3), STEPS (12),
-THREADS (nproc), OUT_DIR (results).
+THREADS (nproc), OUT_DIR (results), WEIGHTED_LN (1: time the weighted layer norm the demo prunes with).
 """
 import json
 import os
@@ -33,6 +34,7 @@ REPEATS = int(os.environ.get("REPEATS", 3))
 STEPS = int(os.environ.get("STEPS", 12))
 THREADS = int(os.environ.get("THREADS", os.cpu_count() or 1))
 OUT_DIR = Path(os.environ.get("OUT_DIR", "results"))
+WEIGHTED_LN = os.environ.get("WEIGHTED_LN", "1") == "1"
 BASE = DEMO_DIR / "base" / "checkpoint_last.pt"
 PRUNED = DEMO_DIR / "finetune" / "checkpoint_last.pt"
 TARGETS = {"generate_time_ratio": 0.7, "step_time_ratio": 1.15, "bleu_drop": 1.0}
@@ -60,7 +62,8 @@ def generate(task, model, batches):
                 hyps[sid] = out[i][0]["tokens"]
     seconds = time.perf_counter() - start
     d = task.target_dictionary
-    return seconds, [d.string(hyps[k], "@@ ") for k in sorted(hyps)]
+    n_tokens = sum(int(t.numel()) for t in hyps.values())
+    return seconds, [d.string(hyps[k], "@@ ") for k in sorted(hyps)], n_tokens
 
 
 def references(task, subset):
@@ -86,14 +89,15 @@ def bench_generation(base, pruned, task):
     refs = references(task, "test")
     times = {"base": [], "pruned": []}
     outputs = {}
+    tokens = {}
     generate(task, base, batches[:1])  # warm-up (allocator, thread pool)
     for _ in range(REPEATS):
         for name, model in (("base", base), ("pruned", pruned)):
-            seconds, hyps = generate(task, model, batches)
+            seconds, hyps, tokens[name] = generate(task, model, batches)
             times[name].append(seconds)
             outputs[name] = hyps
     bleu = {name: sacrebleu.corpus_bleu(outputs[name], [refs]).score for name in outputs}
-    return {name: min(t) for name, t in times.items()}, bleu
+    return {name: min(t) for name, t in times.items()}, bleu, tokens
 
 
 def bench_steps(base_path, task):
@@ -108,9 +112,14 @@ def bench_steps(base_path, task):
     from user_dir.srp.optimizer import SRPAdam, SRPAdamConfig
     from user_dir.srp.phases import PruningController
 
+    from user_dir.srp.weighted_layernorm import SRPLayerNorm
+
     models, _ = checkpoint_utils.load_model_ensemble([str(base_path)], task=task)
     model = models[0]
     model.train()
+    for m in model.modules():  # the layer norm of the demo's pruning runs
+        if isinstance(m, SRPLayerNorm):
+            m.weighted = WEIGHTED_LN
     teacher = copy.deepcopy(model)
     crit = SRPCriterion(task, False, 0.1)
     crit.set_teacher(teacher)
@@ -180,7 +189,7 @@ def main():
     src, tgt = split_lengths(task, "test")
     size = {name: {"parameters": parameters(m), "flops_per_sentence": mean_flops(m, src, tgt)}
             for name, m in (("base", base), ("pruned", pruned))}
-    gen_time, bleu = bench_generation(base, pruned, task)
+    gen_time, bleu, gen_tokens = bench_generation(base, pruned, task)
     steps, tokens = bench_steps(BASE, task)
 
     results = {
@@ -190,11 +199,16 @@ def main():
         "compression_rate": json.loads((DEMO_DIR / "rate.json").read_text())["rate"]
         if (DEMO_DIR / "rate.json").exists() else None,
         "threads": THREADS,
-        "base": {**size["base"], "bleu": bleu["base"], "generate_seconds": gen_time["base"]},
-        "pruned": {**size["pruned"], "bleu": bleu["pruned"], "generate_seconds": gen_time["pruned"]},
+        "base": {**size["base"], "bleu": bleu["base"], "generate_seconds": gen_time["base"],
+                 "generated_tokens": gen_tokens["base"]},
+        "pruned": {**size["pruned"], "bleu": bleu["pruned"], "generate_seconds": gen_time["pruned"],
+                   "generated_tokens": gen_tokens["pruned"]},
         "parameter_ratio": size["pruned"]["parameters"] / size["base"]["parameters"],
         "flops_ratio": size["pruned"]["flops_per_sentence"] / size["base"]["flops_per_sentence"],
         "generate_time_ratio": gen_time["pruned"] / gen_time["base"],
+        # the models may write outputs of different lengths: time per generated token, for reference
+        "generate_time_per_token_ratio": (gen_time["pruned"] / gen_tokens["pruned"])
+        / (gen_time["base"] / gen_tokens["base"]),
         "step_seconds": steps,
         "step_tokens": tokens,
         "step_time_ratio": steps["pruning"] / steps["plain"],
@@ -215,13 +229,13 @@ def markdown(r):
     lines = [
         f"### SRP on {r['data']} (rate {r['compression_rate']}, {r['threads']} CPU threads)",
         "",
-        "| model | parameters | FLOPs / sentence | BLEU | generate (s) |",
-        "|---|---:|---:|---:|---:|",
+        "| model | parameters | FLOPs / sentence | BLEU | generate (s) | generated tokens |",
+        "|---|---:|---:|---:|---:|---:|",
     ]
     for name in ("base", "pruned"):
         m = r[name]
         lines.append(f"| {name} | {m['parameters']:,} | {m['flops_per_sentence'] / 1e6:.2f} M | "
-                     f"{m['bleu']:.2f} | {m['generate_seconds']:.2f} |")
+                     f"{m['bleu']:.2f} | {m['generate_seconds']:.2f} | {m['generated_tokens']:,} |")
     lines += [
         "",
         "| measure | value | target | |",
@@ -229,6 +243,7 @@ def markdown(r):
         f"| parameters pruned/base | {r['parameter_ratio']:.3f} | | |",
         f"| FLOPs pruned/base | {r['flops_ratio']:.3f} | | |",
         f"| generate time pruned/base | {r['generate_time_ratio']:.3f} | ≤ 0.7 | {ok('generate_time_ratio')} |",
+        f"| (generate time per generated token, pruned/base) | {r['generate_time_per_token_ratio']:.3f} | | |",
         f"| pruning-phase step / plain step | {r['step_time_ratio']:.3f} | ≤ 1.15 | {ok('step_time_ratio')} |",
         f"| (pruning-phase step / step without KD teacher) | {r['step_time_ratio_vs_no_kd']:.3f} | | |",
         f"| BLEU drop after fine-tuning | {r['bleu_drop']:.2f} | ≤ 1.0 | {ok('bleu_drop')} |",

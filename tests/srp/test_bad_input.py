@@ -49,7 +49,7 @@ def test_unknown_schedule(corpus, base_checkpoint, tmp_path, monkeypatch, capsys
      r"--pretrained-model /nonexistent/ckpt.pt: no such file"),
     (["--srp"], ValueError, r"--srp needs --pretrained-model"),
     (["--srp", "PRETRAINED", "--arch", "srp_small"], ValueError,
-     r"--pretrained-model .* is of another architecture \(srp_tiny\): encoder_embed_dim=32 \(this run: 128\)"),
+     r"--pretrained-model .* is of another architecture \(srp_tiny\): encoder_embed_dim=32 \(this run: 64\)"),
     (["--srp", "PRETRAINED", "--criterion", "label_smoothed_cross_entropy"], ValueError,
      r"--srp distils .* needs --criterion srp \(got --criterion label_smoothed_cross_entropy\)"),
     (["PRETRAINED", "--share-all-embeddings"], ValueError, r"--share-all-embeddings is not supported"),
@@ -76,3 +76,8 @@ def test_pretrained_of_other_vocabulary(corpus, base_checkpoint, tmp_path, monke
     argv = train_args(other, tmp_path / "out", "--srp", "--pretrained-model", base_checkpoint)
     with pytest.raises(ValueError, match=r"has a decoder vocabulary of \d+ entries; the dictionary of this run has"):
         _train(argv, monkeypatch)
+
+
+def test_original_task_name_is_an_alias(corpus, tmp_path, monkeypatch):
+    _train(train_args(corpus, tmp_path / "out", "--task", "SRPtranslation", "--max-update", 1), monkeypatch)
+    assert (tmp_path / "out" / "checkpoint_last.pt").exists()

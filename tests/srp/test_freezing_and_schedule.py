@@ -168,3 +168,70 @@ def test_controller_shrinks_then_slices_on_the_last_update(kind):
     assert sum(p.numel() for p in model.parameters()) < 0.75 * n_params
     assert model.srp_progress.tolist() == [1, 0, 0]
     assert not opt.frozen
+
+
+def _run_controller(model, task, cfg, spe, n_updates, probe=None):
+    fake = _Task(task, spe)
+    ctl = PruningController(cfg, fake)
+    opt = _optimizer(model)
+    crit = SRPCriterion(task, False, 0.1)
+    for u in range(n_updates):
+        fake.epoch = u // spe + 1
+        ctl.before_update(model, crit, opt, u)
+        if probe:
+            probe(u, model)
+        opt.zero_grad()
+        crit(model, _sample(task, seed=u))[0].backward()
+        opt.step()
+        ctl.after_update(model, opt, u)
+    return opt
+
+
+def _expected(model, rate, iteration, iterations):
+    from user_dir.srp.compression_rate import kept_fraction, parameter_split, target_counts
+    from user_dir.srp.shapes import ModelShapes
+
+    original = ModelShapes.from_arch(model.cfg)
+    split = parameter_split(original, len(model.encoder.dictionary), len(model.decoder.dictionary), True)
+    return original, target_counts(original, kept_fraction(rate, split), iteration, iterations)
+
+
+def _removed(model, original):
+    shapes = model.current_shapes()
+    fc = sum(l.ffn for s in (original.encoder, original.decoder) for l in s.layers) - \
+        sum(l.ffn for s in (shapes.encoder, shapes.decoder) for l in s.layers)
+    emb = original.encoder.embed_dim - shapes.encoder.embed_dim
+    head = original.encoder.embed_dim // original.encoder.heads - shapes.encoder.layers[0].self_qk
+    return emb, fc, head
+
+
+def test_controller_iterations_reach_the_target():
+    model, task = build(share_decoder_input_output_embed=True, dropout=0.0)
+    cfg = Namespace(srp=True, pruning_stage=0, pruning_period=2, pruning_iter=2, decreasing="sa",
+                    warming_up=0, compression_rate=0.5)
+    seen = {}
+
+    def probe(u, m):
+        seen[u] = (_removed(m, _expected(m, 0.5, 1, 2)[0]), int(m.srp_progress[0]))
+
+    _run_controller(model, task, cfg, spe=2, n_updates=5, probe=probe)
+    original, first = _expected(model, 0.5, 1, 2)
+    _, last = _expected(model, 0.5, 2, 2)
+    # iteration 1 shrinks over updates 0-1 and is sliced after update 1; iteration 2 re-scores the
+    # smaller model at update 2, shrinks over 2-3, slices after 3
+    assert seen[2] == ((first.emb["encoder"], first.fc, first.head["encoder"]), 1)
+    assert 0 < first.fc < last.fc
+    assert _removed(model, original) == (last.emb["encoder"], last.fc, last.head["encoder"])
+    assert model.srp_progress.tolist() == [2, 0, 0]
+
+
+def test_ablation_without_srp_slices_at_once():
+    model, task = build(share_decoder_input_output_embed=True, dropout=0.0)
+    cfg = Namespace(srp=False, pruning_stage=0, pruning_period=3, pruning_iter=1, decreasing="sa",
+                    warming_up=0, compression_rate=0.5)
+    gated = []
+    _run_controller(model, task, cfg, spe=2, n_updates=3, probe=lambda u, m: gated.append(m.gated))
+    original, counts = _expected(model, 0.5, 1, 1)
+    assert _removed(model, original) == (counts.emb["encoder"], counts.fc, counts.head["encoder"])
+    assert not any(gated)
+    assert model.srp_progress.tolist() == [1, 0, 0]

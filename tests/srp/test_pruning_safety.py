@@ -44,8 +44,8 @@ def _select(model, kinds, seed=3, extremes=True):
         g.c.copy_((~g.sel).float())
 
 
-def _gated_and_sliced(weighted, kinds):
-    model, task = build(weighted_layernorm=weighted, share_decoder_input_output_embed=True)
+def _gated_and_sliced(weighted, kinds, tied=True):
+    model, task = build(weighted_layernorm=weighted, share_decoder_input_output_embed=tied)
     randomize(model)
     model.eval()
     _select(model, kinds)
@@ -87,6 +87,17 @@ def test_gated_equals_sliced(weighted, kinds):
     assert torch.allclose(inc_gated, inc_sliced, atol=TOL, rtol=0)
     assert torch.allclose(inc_sliced, full_sliced[:1], atol=TOL, rtol=0)
     assert full_gated.abs().max() > 0.1  # the comparison is not between zeros
+
+
+def test_untied_output_projection():
+    model, sliced, task = _gated_and_sliced(True, ("emb", "fc", "qk", "vo"), tied=False)
+    assert sliced.decoder.output_projection.weight is not sliced.decoder.embed_tokens.weight
+    assert sliced.decoder.output_projection.weight.size(1) == sliced.decoder.embed_tokens.weight.size(1)
+    src, lengths, prev = batch(task)
+    with torch.no_grad():
+        a, b = model(src, lengths, prev)[0], sliced(src, lengths, prev)[0]
+    mask = prev.ne(task.target_dictionary.pad())
+    assert torch.allclose(a[mask], b[mask], atol=TOL, rtol=0)
 
 
 def test_extreme_cases_really_present():

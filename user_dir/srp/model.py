@@ -370,8 +370,8 @@ _arch("srp_iwslt_de_en", encoder_embed_dim=512, encoder_ffn_embed_dim=1024, enco
       encoder_layers=6, decoder_embed_dim=512, decoder_ffn_embed_dim=1024, decoder_attention_heads=4,
       decoder_layers=6, dropout=0.3)
 # small enough to train, prune and fine-tune on 2 CPU cores within a demo
-_arch("srp_small", encoder_embed_dim=128, encoder_ffn_embed_dim=512, encoder_attention_heads=4,
-      encoder_layers=3, decoder_embed_dim=128, decoder_ffn_embed_dim=512, decoder_attention_heads=4,
+_arch("srp_small", encoder_embed_dim=64, encoder_ffn_embed_dim=256, encoder_attention_heads=4,
+      encoder_layers=3, decoder_embed_dim=64, decoder_ffn_embed_dim=256, decoder_attention_heads=4,
       decoder_layers=3, dropout=0.1)
 # for tests: some 40 k parameters, trains in seconds
 _arch("srp_tiny", encoder_embed_dim=32, encoder_ffn_embed_dim=64, encoder_attention_heads=2,
