@@ -9,8 +9,9 @@
 # Every step runs the repository's SRP pipeline scripts (scripts/srp-*.sh). A finished step leaves a
 # .done stamp and is skipped next time; an interrupted one resumes from its checkpoint_last.pt.
 # Env (defaults): DATA (data-bin/de-en-offline; prepared if missing) DEMO_DIR (checkpoints/srp-demo)
-#   ARCH (srp_small) RATE (0.5) BASE_EPOCHS (4) BASE_LR (3e-3) PRUNE_LR (1e-3) PERIOD (1) STAGE_EPOCHS (1)
-#   FT_EPOCHS (1) THREADS (nproc) OUT (results/demo/srp.json)
+#   ARCH (srp_small) RATE (0.5) BASE_EPOCHS (10) BASE_LR (2e-3, inverse sqrt, 200 warm-up updates)
+#   PRUNE_LR (1e-3, fixed) PERIOD (1 pruning epoch per stage) STAGE_EPOCHS (2: pruning + 1 epoch of
+#   fine-tuning in each stage run) FT_EPOCHS (2) MAX_TOKENS (2048) THREADS (nproc) OUT (results/demo/srp.json)
 set -euo pipefail
 REPO="$(cd "$(dirname "${BASH_SOURCE[0]}")/.." && pwd)"
 cd "$REPO"
@@ -20,16 +21,16 @@ export DATA="${DATA:-data-bin/de-en-offline}"
 DEMO_DIR="${DEMO_DIR:-checkpoints/srp-demo}"
 export ARCH="${ARCH:-srp_small}"
 export RATE="${RATE:-0.5}"
-BASE_EPOCHS="${BASE_EPOCHS:-4}"
-BASE_LR="${BASE_LR:-3e-3}"
+BASE_EPOCHS="${BASE_EPOCHS:-10}"
+BASE_LR="${BASE_LR:-2e-3}"
 PRUNE_LR="${PRUNE_LR:-1e-3}"
 export PERIOD="${PERIOD:-1}"
-STAGE_EPOCHS="${STAGE_EPOCHS:-1}"
-FT_EPOCHS="${FT_EPOCHS:-1}"
+STAGE_EPOCHS="${STAGE_EPOCHS:-2}"
+FT_EPOCHS="${FT_EPOCHS:-2}"
 export THREADS="${THREADS:-$(nproc)}"
 OUT="${OUT:-results/demo/srp.json}"
 # demo scale: no BLEU on valid during training (beam search on CPU), small model, short warm-up
-export EVAL_BLEU=0 DROPOUT=0.1 WARMUP=100 MAX_TOKENS=4096 LOG_INTERVAL=20 WEIGHTED_LN=1
+export EVAL_BLEU=0 DROPOUT=0.1 WARMUP=200 MAX_TOKENS="${MAX_TOKENS:-2048}" LOG_INTERVAL=20 WEIGHTED_LN=1
 export OMP_NUM_THREADS="$THREADS" MKL_NUM_THREADS="$THREADS" PYTHONWARNINGS=ignore
 
 if [[ ! -f "$DATA/dict.de.txt" ]]; then
@@ -63,7 +64,7 @@ step "stage 1: embedding dims to rate $RATE" "$DEMO_DIR/stage1" \
 step "stage 2: FFN neurons, q·k and v·o dims to rate $RATE" "$DEMO_DIR/stage2" \
   env SAVE_DIR="$DEMO_DIR/stage2" PRETRAINED="$DEMO_DIR/stage1/checkpoint_last.pt" EPOCHS="$STAGE_EPOCHS" \
   LR="$PRUNE_LR" bash scripts/srp-stage2.sh
-step "fine-tuning ($FT_EPOCHS epoch)" "$DEMO_DIR/finetune" \
+step "fine-tuning ($FT_EPOCHS epochs)" "$DEMO_DIR/finetune" \
   env SAVE_DIR="$DEMO_DIR/finetune" PRUNED="$DEMO_DIR/stage2/checkpoint_last.pt" EPOCHS="$FT_EPOCHS" \
   LR="$PRUNE_LR" bash scripts/srp-finetune.sh
 

@@ -8,7 +8,6 @@ attention products ``q·k`` and ``attn·v`` of each attention module. Counting w
 """
 from typing import Callable, Dict, Iterable, Optional, Tuple
 
-import torch
 import torch.nn as nn
 
 MATMUL_OPS = ("aten::linear", "aten::addmm", "aten::matmul", "aten::bmm", "aten::mm", "aten::einsum",

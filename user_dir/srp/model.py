@@ -5,7 +5,6 @@ pruned model live in ``srp_shapes`` (see ``shapes.py``); loading a state dict of
 checkpoint written after slicing, when resuming) first reshapes the tensors *in place*, so the
 optimizer and the data-parallel wrapper keep pointing at the same parameters.
 """
-import logging
 import math
 from dataclasses import dataclass, field
 from typing import Dict, List, Optional
@@ -30,7 +29,6 @@ from .layers import SRPDecoderLayer, SRPEncoderLayer, add_gate
 from .positions import KeptSinusoidalPositions
 from .shapes import ModelShapes, SideShape
 
-logger = logging.getLogger(__name__)
 
 
 @dataclass

@@ -16,23 +16,22 @@ from user_dir.common.param_slicing import InplaceSlicer, SliceRecord
 @torch.no_grad()
 def slice_selected(model, model_cfg=None) -> List[SliceRecord]:
     slicer = InplaceSlicer()
-    widths = {}
+    cut_sides = []
     for g in model.gates():
         if not bool(g.sel.any()):
             continue
         keep = (~g.sel).nonzero(as_tuple=True)[0]
         if g.kind == "emb":
-            widths[g.side] = g.size
+            cut_sides.append(getattr(model, g.side))
         for param, dim in g.params:
             slicer.param_(param, dim, keep)
         for owner, name, dim in g.buffers:
             slicer.buffer_(owner, name, dim, keep)
-    for side_name in widths:
-        side = getattr(model, side_name)
-        if side.layers and side.layers[0].final_layer_norm.weighted:
-            # the weighted norm has no notion of absent dims: its width is the kept width
+    for side in cut_sides:
+        # the non-weighted norm keeps normalising over the width it had (zeros in the cut dims); the
+        # weighted one has no notion of absent dims, its width is the kept width
+        if model.cfg.weighted_layernorm:
             side.ln_width.fill_(side.embedding_c.numel())
-        # the non-weighted norm keeps normalising over the width it had (zeros in the cut dims)
     for g in model.gates():
         g.c.fill_(1.0)
         g.sel.zero_()

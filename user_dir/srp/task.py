@@ -143,7 +143,7 @@ class SRPTranslationTask(TranslationTask):
             state = checkpoint_utils.load_checkpoint_to_cpu(self.cfg.pretrained_model)
             self._check_pretrained(cfg, state)
             # build the (possibly already pruned) shapes of the pretrained model
-            set_cfg(cfg, "srp_shapes", state["cfg"]["model"].get("srp_shapes", "") or "")
+            set_cfg(cfg, "srp_shapes", state["cfg"]["model"].get("srp_shapes") or "")
         model = super().build_model(cfg, from_checkpoint)
         if not isinstance(model, SRPModel) and self.pruning:
             raise ValueError(f"SRP pruning needs an srp model (--arch srp_*), got {type(model).__name__}")
@@ -162,17 +162,15 @@ class SRPTranslationTask(TranslationTask):
 
     def _check_pretrained(self, cfg, state):
         option = f"--pretrained-model {self.cfg.pretrained_model}"
-        pcfg = (state.get("cfg") or {}).get("model") if isinstance(state.get("cfg"), dict) else None
-        if pcfg is None and state.get("cfg") is not None:
-            pcfg = state["cfg"].model
+        pcfg = state.get("cfg")
+        pcfg = pcfg.get("model") if pcfg is not None else None
         if pcfg is None:
             raise ValueError(f"{option}: not a fairseq checkpoint with a model config")
         arch = pcfg.get("_name") or pcfg.get("arch")
         if ARCH_MODEL_NAME_REGISTRY.get(arch, arch) != "srp":
             raise ValueError(f"{option} is of architecture {arch!r}; SRP prunes srp models (--arch srp_*)")
-        mismatch = [f"{k}={pcfg.get(k)} (this run: {cfg.get(k) if hasattr(cfg, 'get') else getattr(cfg, k)})"
-                    for k in _ARCH_KEYS
-                    if pcfg.get(k) != (cfg.get(k) if hasattr(cfg, "get") else getattr(cfg, k, None))]
+        mismatch = [f"{k}={pcfg.get(k)} (this run: {getattr(cfg, k, None)})"
+                    for k in _ARCH_KEYS if pcfg.get(k) != getattr(cfg, k, None)]
         if mismatch:
             raise ValueError(f"{option} is of another architecture ({arch}): " + ", ".join(mismatch))
         for side, d in (("encoder", self.src_dict), ("decoder", self.tgt_dict)):
@@ -202,9 +200,9 @@ class SRPTranslationTask(TranslationTask):
     def updates_per_epoch(self) -> int:
         if self.train_itr is None:
             raise RuntimeError("SRP: the training epoch iterator is unknown, cannot lay out the schedule")
-        freq = self.cfg.update_freq
-        freq = freq[min(self.epoch, len(freq)) - 1] if isinstance(freq, (list, tuple)) or hasattr(freq, "__len__") else freq
-        return max(1, -(-len(self.train_itr) // int(freq)))
+        freq = self.cfg.update_freq  # fairseq's per-epoch list; the last value holds afterwards
+        freq = int(freq[min(self.epoch, len(freq)) - 1]) if hasattr(freq, "__len__") else int(freq)
+        return max(1, -(-len(self.train_itr) // freq))
 
     def scoring_batches(self, model) -> List[dict]:
         """``--srp-score-batches`` training batches, the same for every run (fixed seed); each
