@@ -76,10 +76,10 @@ class _UnfusedLayers(nn.Module):
 def fvcore_layer_flops(model, n: int) -> float:
     """FLOPs (2 per multiply-add) of the encoder layers on one sequence of ``n`` tokens, per fvcore.
 
-    Only the matrix products are counted (LayerNorm's handle is switched off), i.e. exactly what
-    the analytic model covers plus the biases, which fvcore does not count either.
+    Uses the shared fvcore helper (``user_dir.common.counting``), which keeps only the matrix
+    products, i.e. exactly what the analytic model covers (fvcore does not count biases either).
     """
-    from fvcore.nn import FlopCountAnalysis
+    from user_dir.common.counting import fvcore_matmul_flops
 
     layers = _UnfusedLayers(model.layers)
     param = next(model.parameters())
@@ -88,12 +88,7 @@ def fvcore_layer_flops(model, n: int) -> float:
     model.eval()
     try:
         with torch.no_grad():
-            analysis = FlopCountAnalysis(layers, (x,))
-            # a handle set to None is only "ignored" for warnings but still counted: count 0
-            analysis.set_op_handle("aten::layer_norm", lambda inputs, outputs: 0)
-            analysis.unsupported_ops_warnings(False)
-            analysis.uncalled_modules_warnings(False)
-            macs = analysis.total()
+            macs = sum(fvcore_matmul_flops(layers, (x,)).values())
     finally:
         model.train(was_training)
     return 2.0 * float(macs)
