@@ -55,7 +55,7 @@ until at least --constraint of its FLOPs are gone, and writes OUT/{CHECKPOINT_NA
 OUT/{LOG_NAME}. Score the result with the stock tool:
 
     fairseq-validate DATA --user-dir user_dir --task sentence_prediction \\
-        --path OUT/{CHECKPOINT_NAME} --batch-size 32
+        --criterion sentence_prediction --path OUT/{CHECKPOINT_NAME} --batch-size 32
 """
 
 
