@@ -76,3 +76,12 @@ def test_two_stage_pipeline(corpus, tmp_path):
                        "--batch-size", 16, "--remove-bpe", "--scoring", "sacrebleu", "--cpu"]).stdout
         assert re.search(r"BLEU = \d", gen), gen[-2000:]
         assert len(re.findall(r"^H-\d+", gen, flags=re.M)) == 24
+
+    # the size report of scripts/srp-test.sh: parameters, FLOPs over the test pairs, fvcore agrees
+    from user_dir.srp.report import report
+
+    r = report(str(ft / "checkpoint_last.pt"), str(corpus), "test", fvcore=True)
+    assert r["parameters"] == _n_params(final)
+    assert r["fvcore_check"]["ours"] == r["fvcore_check"]["fvcore"] > 0
+    base_r = report(str(base / "checkpoint_last.pt"), str(corpus), "test")
+    assert 0.3 < r["flops_per_sentence"] / base_r["flops_per_sentence"] < 0.7
