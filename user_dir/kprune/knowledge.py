@@ -62,7 +62,9 @@ class _SquaredInputTap:
 
     def __call__(self, module, inputs):
         x = inputs[0].detach()
-        self.sum += x[self.real].pow(2).sum(0, dtype=torch.float64)
+        # Σ over real tokens as one (1 x BT) @ (BT x D) product: no gathered copy of x; the
+        # batch's partial sum (float32) is accumulated across batches in float64
+        self.sum += torch.einsum("bt,btd->d", self.real.to(x.dtype), x * x).double()
 
 
 def _per_head(values: torch.Tensor, head_dim: int) -> torch.Tensor:
