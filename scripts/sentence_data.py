@@ -48,7 +48,9 @@ def extract(archive, member, dest):
             members = [m for m in t.getmembers() if m.isfile() and (
                 m.name == member or (member.endswith("/") and m.name.startswith(member)))]
             for m in members:
-                t.extract(m, dest, filter="data")
+                # the "data" filter refuses links and absolute paths (Python >= 3.10.12 / 3.11.4)
+                kwargs = {"filter": "data"} if hasattr(tarfile, "data_filter") else {}
+                t.extract(m, dest, **kwargs)
                 out.append(dest / m.name)
     if not out:
         raise SystemExit(f"sentence_data: {member!r} not found in {archive}")

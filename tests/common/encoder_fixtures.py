@@ -221,7 +221,8 @@ class TinyEncoder:
         return [str(self.data_dir), "--user-dir", str(REPO / "user_dir"), "--task", "sentence_prediction",
                 "--criterion", "sentence_prediction", "--path", str(path), "--valid-subset", subset,
                 "--batch-size", str(batch_size), "--num-workers", "0", "--cpu", "--log-format", "simple",
-                *extra]
+                # fairseq-validate's default multiple (8) drops a split's last partial batch
+                "--required-batch-size-multiple", "1", *extra]
 
 
 def build_tiny_encoder(root, arch="prunable_roberta_minilm", seed=0, sizes=(96, 32, 32), **shape):

@@ -25,9 +25,12 @@ def test_convert_train_validate(tiny_encoder, tmp_path, cli):  # noqa: F811
     out = cli(["fairseq-train", *tiny_encoder.train_args(save, max_update=6, restore=tmp_path / "model/model.pt")])
     assert "Loaded checkpoint" in out.stdout and "num_updates=6" in out.stdout.replace(" ", "")
     assert (save / "checkpoint_best.pt").is_file()
-    out = cli(["fairseq-validate", *tiny_encoder.validate_args(save / "checkpoint_best.pt", subset="valid,test")])
+    out = cli(["fairseq-validate", *tiny_encoder.validate_args(save / "checkpoint_best.pt", subset="valid,test",
+                                                              batch_size=10)])
     assert 0.0 <= accuracy(out.stdout, "test") <= 100.0
     assert 0.0 <= accuracy(out.stdout, "valid") <= 100.0
+    # every example is scored, including the last partial batch (32 = 3 x 10 + 2)
+    assert re.search(r"valid on 'test' subset .*\| bsz 32\b", out.stdout), out.stdout[-2000:]
 
 
 @pytest.mark.integration
