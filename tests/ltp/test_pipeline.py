@@ -43,11 +43,16 @@ def _delta(checkpoint):
 
 def test_soft_then_hard_then_validate(tiny, finetuned, cli):
     enc, root = tiny
-    # the soft stage's own fairseq-validate is the same step as the hard stage's, tested below
-    cli(_script(enc, "ltp-soft.sh", root / "soft", RESTORE=finetuned, THRESHOLD_LR="2e-3", LAMBDA="0.5",
-                VALIDATE=0))
+    # the soft stage's own fairseq-validate is the same step as the hard stage's, tested below; it
+    # trains in fp16 (fairseq's memory-efficient wrapper runs on CPU): the thresholds must still learn.
+    # A small fixed loss scale: fairseq's CPU path crashes on an fp16 overflow (it calls .cuda())
+    shape = " ".join(enc.model_args()[2:])
+    fp16 = "--memory-efficient-fp16 --fp16-init-scale 4 --fp16-scale-window 1000"
+    soft = cli(_script(enc, "ltp-soft.sh", root / "soft", RESTORE=finetuned, THRESHOLD_LR="2e-3", LAMBDA="0.5",
+                       VALIDATE=0, EXTRA_ARGS=f"{shape} --log-interval 1 {fp16}"))
+    assert "loss_scale=" in soft.stdout  # the fp16 optimizer wrapper was in charge
     soft_delta, soft_cfg = _delta(root / "soft" / "checkpoint_last.pt")
-    assert soft_cfg.masking_mode == "soft"
+    assert soft_cfg.masking_mode == "soft" and soft_cfg.memory_efficient_fp16
     assert soft_delta[0] == 0 and (soft_delta[1:] > 0).all(), soft_delta  # learned, pushed up by lambda
 
     cli(_script(enc, "ltp-hard.sh", root / "hard", SOFT=root / "soft" / "checkpoint_last.pt"))

@@ -60,7 +60,7 @@ class LtpSentencePredictionCriterion(SentencePredictionCriterion):
             if self.lambda_threshold > 0:
                 loss = loss + self.lambda_threshold * sample_size * reg.to(loss.dtype)
             logging_output["loss"] = loss.data
-            logging_output["ltp_reg"] = float(reg) * sample_size
+            logging_output["ltp_reg"] = float(reg.detach()) * sample_size
         if stats.hard or not model.training:
             spent, full = stats.macs(encoder.layer_dims())
             logging_output["ltp_macs"] = spent

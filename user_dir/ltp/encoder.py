@@ -65,7 +65,14 @@ class LtpTransformerEncoder(PrunableTransformerEncoder):
 
     # ---- thresholds ---------------------------------------------------------------------------
     def thresholds(self) -> torch.Tensor:
-        return scoring.layer_thresholds(self.ltp.final_token_threshold, self.ltp_threshold_delta)
+        delta = self.ltp_threshold_delta
+        if self.soft:
+            # d loss / d theta carries a factor 1/T (~1000): left as is it dominates --clip-norm's
+            # global norm and overflows fp16 loss scaling. Scaling the thresholds' gradient by T
+            # changes neither the value nor an Adam step (invariant to a constant gradient scale).
+            t = self.ltp.temperature
+            delta = delta * t + (delta * (1.0 - t)).detach()
+        return scoring.layer_thresholds(self.ltp.final_token_threshold, delta)
 
     def layer_dims(self):
         return [layer_dims(layer) for layer in self.layers]
