@@ -9,7 +9,8 @@
 # each stage runs a fixed number of updates on random training batches, the policies learn with
 # a larger learning rate while the encoder is frozen (init, rl), the joint stage uses 4 rollouts,
 # residual scores are computed online from the frozen fine-tuned model (only for the batches that
-# need them) and attention dropout is off (its CPU kernel costs ~10x the attention itself).
+# need them), the rollouts share the layers below the first reduction point
+# (--trbert-share-prefix) and attention dropout is off (its CPU kernel costs ~10x the attention).
 # Knobs (env): INIT_MAX_UPDATE RL_MAX_UPDATE RL_LR RL_ROLLOUTS JOINT_MAX_UPDATE JOINT_LR
 #   JOINT_ROLLOUTS THREADS.
 set -euo pipefail
@@ -32,7 +33,7 @@ fi
 
 # 2-7. TR-BERT stages (trbert-pipeline.sh skips finished ones) and fairseq-validate
 DATA=$DATA OUT="$OUT" FINETUNED="$BASE_DIR/checkpoint_best.pt" SCORES=online THREADS=$THREADS \
-  ATTENTION_DROPOUT=0 VALIDATE=0 WARMUP_RATIO=0.1 \
+  ATTENTION_DROPOUT=0 VALIDATE=0 WARMUP_RATIO=0.1 EXTRA_ARGS="--trbert-share-prefix" \
   INIT=1 INIT_LR="${INIT_LR:-1e-3}" INIT_MAX_UPDATE="${INIT_MAX_UPDATE:-20}" INIT_BATCH=8 INIT_UPDATE_FREQ=1 \
   RL_LR="${RL_LR:-1e-3}" RL_MAX_UPDATE="${RL_MAX_UPDATE:-40}" RL_BATCH=8 RL_UPDATE_FREQ=1 \
   RL_ROLLOUTS="${RL_ROLLOUTS:-8}" RL_ALPHA="$ALPHA" RL_GUIDE_RATE=0.5 \

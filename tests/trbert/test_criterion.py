@@ -213,3 +213,22 @@ def test_regression_reward_is_minus_squared_error():
     with torch.no_grad():
         _, _, log = crit(model, sample)
     assert log["_flops"] < log["_flops_full"]
+
+
+def test_shared_prefix_equals_repeated_input_without_dropout():
+    """--trbert-share-prefix repeats the batch at the first reduction point instead of the input."""
+    results = []
+    for share in (False, True):
+        d, model, sample, criterion = _setup("joint", trbert_rollouts=3, trbert_share_prefix=share)
+        model.train()
+        calls = _spy(model)
+        torch.manual_seed(11)  # same Bernoulli draws: the sampled tensors have the same shapes
+        loss, _, log = criterion(model, sample)
+        loss.backward()
+        logits, control = calls[0]
+        results.append((loss.detach(), logits.detach(), control.kept_counts(), control.lengths,
+                        model.layers[0].fc1.weight.grad.clone()))
+    (loss_a, logits_a, kept_a, len_a, grad_a), (loss_b, logits_b, kept_b, len_b, grad_b) = results
+    assert torch.equal(kept_a, kept_b) and torch.equal(len_a, len_b)
+    assert torch.allclose(logits_a, logits_b, atol=1e-5) and torch.allclose(loss_a, loss_b, atol=1e-5)
+    assert torch.allclose(grad_a, grad_b, atol=1e-5)  # the gradient below the first point sums the rollouts

@@ -58,6 +58,11 @@ class TrbertCriterionConfig(FairseqDataclass):
                                         "teacher (--trbert-kd) and for --trbert-scores online"})
     trbert_kd: bool = field(
         default=False, metadata={"help": "task loss and reward use the teacher's soft labels (T=1)"})
+    trbert_share_prefix: bool = field(
+        default=False, metadata={"help": "run the layers below the first reduction point once per "
+                                         "example and repeat their output for the K rollouts (the "
+                                         "original repeats the input: the rollouts then differ there "
+                                         "only by dropout); saves compute, same expected gradient"})
     classification_head_name: str = field(default="sentence_classification_head",
                                           metadata={"help": "name of the classification head"})
     regression_target: bool = field(default=False, metadata={"help": "regression task: reward -MSE"})
@@ -167,7 +172,8 @@ class TrbertCriterion(FairseqCriterion):
     def rollout_step(self, model, sample, tokens, targets):
         k = self.cfg.trbert_rollouts
         bsz = tokens.size(0)
-        control = ReductionControl("sample")
+        share = self.cfg.trbert_share_prefix
+        control = ReductionControl("sample", repeat=k if share else 1)
         guided = self.guide_rate > 0 and model.num_updates < self.guide_rate * self.cfg.max_update
         if guided:
             scores = self.scores(model, sample, tokens, targets)
@@ -176,7 +182,7 @@ class TrbertCriterion(FairseqCriterion):
         teacher_logits = None
         if self.cfg.trbert_kd:
             teacher_logits = self.teacher.logits(tokens, self.head).repeat_interleave(k, dim=0)
-        logits, _ = model(tokens.repeat_interleave(k, dim=0), features_only=True,
+        logits, _ = model(tokens if share else tokens.repeat_interleave(k, dim=0), features_only=True,
                           classification_head_name=self.head, reduction=control)
         losses = example_task_loss(logits, targets.repeat_interleave(k, dim=0), self.regression, teacher_logits)
         rewards = rollout_rewards(losses.detach(), control.kept_counts(), control.lengths, self.cfg.alpha)

@@ -47,6 +47,8 @@ class TrbertTransformerEncoder(PrunableTransformerEncoder):
 
     def reduce(self, point: int, layer_idx: int, x: torch.Tensor, padding_mask: torch.Tensor):
         control = self._pass
+        if point == 0:
+            x, padding_mask = control.repeat_rows(x, padding_mask)
         logits = self.policies[point](x)
         real = ~padding_mask
         # <s> sits in slot 0 of every example (kept tokens stay in order), and is always kept

@@ -29,6 +29,9 @@ class PointTrace:
 @dataclass
 class ReductionControl:
     mode: str = "greedy"
+    # > 1: the input batch is repeated this many times at the first reduction point (rollouts of an
+    # example adjacent), so the layers below it run once per example instead of once per rollout
+    repeat: int = 1
     guide_rows: Optional[torch.Tensor] = None    # (B,) bool: rows that take the expert action
     guide_scores: Optional[torch.Tensor] = None  # (B, T_in, W) residual scores at input positions
     points: List[PointTrace] = field(default_factory=list)
@@ -49,6 +52,14 @@ class ReductionControl:
         self.lengths = (~padding_mask).sum(dim=1)
         bsz, seq_len = padding_mask.shape
         self.positions = torch.arange(seq_len, device=padding_mask.device).expand(bsz, seq_len)
+
+    def repeat_rows(self, *tensors: torch.Tensor):
+        """Repeat the batch ``repeat`` times (rollouts adjacent), and the per-pass record with it."""
+        if self.repeat == 1:
+            return tensors
+        self.lengths = self.lengths.repeat_interleave(self.repeat, dim=0)
+        self.positions = self.positions.repeat_interleave(self.repeat, dim=0)
+        return tuple(t.repeat_interleave(self.repeat, dim=0) for t in tensors)
 
     def decide(self, logits: torch.Tensor, active: torch.Tensor, point: int) -> torch.Tensor:
         """Actions (B, T) for the active tokens; the caller adds <s>."""
