@@ -63,7 +63,7 @@ def test_pipeline_through_fairseq_cli(enc, tmp_path, cli):
     # fairseq-validate scores with the checkpoint's own criterion (trbert); --criterion only
     # satisfies sentence_prediction's config, which refers to criterion fields
     out = cli(["fairseq-validate", str(enc.data_dir), "--user-dir", "user_dir", "--task", "sentence_prediction",
-               "--criterion", "sentence_prediction", "--path", joint / "checkpoint_last.pt", "--valid-subset", "valid,test", "--batch-size", "8",
+               "--criterion", "sentence_prediction", "--path", joint / "checkpoint_last.pt", "--valid-subset", "valid,test", "--batch-size", "8", "--required-batch-size-multiple", "1",
                "--num-workers", "0", "--cpu", "--log-format", "simple"]).stdout
     metrics = parse_validate_log(out)
     for split in ("valid", "test"):
