@@ -10,7 +10,7 @@ the fine-tuned weights). All models are then scored and timed in one process
 (python -m user_dir.ltp.measure). Targets: >= 2x fewer encoder FLOPs with <= 1 point accuracy drop,
 and a measured speed-up of at least 0.8x the FLOPs reduction.
 
-    python scripts/bench_ltp.py [--lambdas 0.01 0.03 0.1] [--threads 1] [--repeats 3]
+    python scripts/bench_ltp.py [--lambdas 0.03 0.05 0.1] [--threads 1] [--repeats 3]
 """
 import argparse
 import dataclasses
@@ -53,7 +53,12 @@ def topk_rate_for(rel_flops, data, num_layers=6, d=384, d_ff=1536):
             n_a = n_f
         return total / (num_layers * layer_macs(dims, n0, n0).sum())
 
-    lo, hi = -3.0, 1.0  # spend() rises with the rate
+    lo, hi = -3.0, 1.0  # spend() rises with the rate; at -3 every layer after the third keeps 1 %
+    if spend(lo) > rel_flops:
+        # its first 3 layers keep every token: on a 6-layer model top-k cannot go below ~0.55
+        print(f"top-k cannot spend as little as {rel_flops:.3f} (floor {spend(lo):.3f}): using its floor",
+              flush=True)
+        return lo
     for _ in range(40):
         mid = (lo + hi) / 2
         lo, hi = (mid, hi) if spend(mid) < rel_flops else (lo, mid)
@@ -143,10 +148,13 @@ def markdown(result):
 def main():
     p = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     p.add_argument("--data", default="data-bin/sentiment")
-    p.add_argument("--lambdas", nargs=3, default=["0.01", "0.03", "0.1"])
+    p.add_argument("--lambdas", nargs=3, default=["0.03", "0.05", "0.1"])
     p.add_argument("--threads", type=int, default=1, help="torch threads while timing (training uses THREADS)")
     p.add_argument("--repeats", type=int, default=3)
     p.add_argument("--timing-examples-b1", type=int, default=300)
+    p.add_argument("--topk-rate", type=float, help="top-k keep rate (default: matched to the middle lambda's FLOPs)")
+    p.add_argument("--manual-threshold", type=float,
+                   help="manual final threshold (default: matched to the middle lambda's FLOPs)")
     p.add_argument("--out", default="results/ltp")
     args = p.parse_args()
     baseline = f"checkpoints/baseline-{Path(args.data).name}/checkpoint_best.pt"
@@ -160,9 +168,10 @@ def main():
     run([sys.executable, "-m", "user_dir.ltp.measure", "--data", args.data, "--model", f"ltp={middle_ckpt}",
          "--splits", "valid", "--batch-sizes", "", "--out", probe])
     target = json.loads(probe.read_text())["models"]["ltp"]["valid"]["rel_flops"]
-    rate = topk_rate_for(target, args.data)
-    threshold = manual_threshold_for(target, args.data, baseline, args.threads)
-    print(f"matching LTP (lambda {middle}) at relative FLOPs {target:.3f}: top-k keep rate {rate}, "
+    rate = args.topk_rate if args.topk_rate is not None else topk_rate_for(target, args.data)
+    threshold = (args.manual_threshold if args.manual_threshold is not None
+                 else manual_threshold_for(target, args.data, baseline, args.threads))
+    print(f"LTP (lambda {middle}) spends relative FLOPs {target:.3f} on dev: top-k keep rate {rate}, "
           f"manual final threshold {threshold}", flush=True)
     run(["bash", "scripts/ltp-stages.sh", "topk", str(rate)], env)
     run(["bash", "scripts/ltp-stages.sh", "manual", str(threshold)], env)
