@@ -10,6 +10,7 @@ MAX_POSITIONS="${MAX_POSITIONS:-512}"
 BATCH="${BATCH:-32}"
 VALID_BATCH="${VALID_BATCH:-$BATCH}"
 DROPOUT="${DROPOUT:-0.1}"
+WEIGHT_DECAY="${WEIGHT_DECAY:-0}"
 SEED="${SEED:-1}"
 THREADS="${THREADS:-2}"
 EXTRA_ARGS="${EXTRA_ARGS:-}"
@@ -38,6 +39,24 @@ ltp_check_checkpoint() {
 ltp_task_args() {
   echo "--user-dir user_dir --task sentence_prediction --init-token 0 --separator-token 2" \
        "--num-classes $NUM_CLASSES --max-positions $MAX_POSITIONS"
+}
+
+# ltp_train SAVE_DIR RESTORE OPTIMIZER EPOCHS LR [pruning flags...]: the fine-tuning run every stage
+# shares (restore a checkpoint with fresh optimizer/schedule, polynomial decay over EPOCHS, keep the
+# best dev accuracy); the stage's own flags (prune mode, masking, thresholds) follow.
+ltp_train() {
+  local save_dir="$1" restore="$2" optimizer="$3" epochs="$4" lr="$5"; shift 5
+  mkdir -p "$save_dir"
+  # shellcheck disable=SC2046,SC2086
+  fairseq-train "$DATA" $(ltp_task_args) --arch "$ARCH" --criterion ltp_sentence_prediction "$@" \
+    --restore-file "$restore" --reset-optimizer --reset-dataloader --reset-meters --reset-lr-scheduler \
+    --optimizer "$optimizer" --weight-decay "$WEIGHT_DECAY" --clip-norm 0.0 \
+    --lr-scheduler polynomial_decay --lr "$lr" --total-num-update "$(ltp_total_updates "$epochs")" \
+    --warmup-updates 0 --batch-size "$BATCH" --max-epoch "$epochs" --required-batch-size-multiple 1 \
+    --dropout "$DROPOUT" --attention-dropout "$DROPOUT" --seed "$SEED" --num-workers 0 \
+    --best-checkpoint-metric accuracy --maximize-best-checkpoint-metric --no-epoch-checkpoints \
+    --save-dir "$save_dir" --log-format simple --log-interval 50 $DEVICE_ARGS $EXTRA_ARGS \
+    2>&1 | tee "$save_dir/train.log"
 }
 
 # ltp_total_updates EPOCHS: updates of EPOCHS passes over the training split at BATCH

@@ -23,26 +23,14 @@ SCORE_NORM="${SCORE_NORM:-fixed}"
 SCORE_LENGTH="${SCORE_LENGTH:-128}"
 REG_NORM="${REG_NORM:-tokens}"
 EPOCHS="${EPOCHS:-3}"
-WEIGHT_DECAY="${WEIGHT_DECAY:-0}"
 
 ltp_check_data "$DATA"
 ltp_check_checkpoint "$RESTORE" "fine-tuned (RESTORE)"
-TOTAL=$(ltp_total_updates "$EPOCHS")
-mkdir -p "$SAVE_DIR"
-echo "ltp-soft: lambda $LAMBDA, T $TEMPERATURE, final threshold $FINAL_THRESHOLD, lr $LR (thresholds $THRESHOLD_LR), $TOTAL updates"
-# shellcheck disable=SC2046,SC2086
-fairseq-train "$DATA" $(ltp_task_args) --arch "$ARCH" \
+echo "ltp-soft: lambda $LAMBDA, T $TEMPERATURE, final threshold $FINAL_THRESHOLD, lr $LR (thresholds $THRESHOLD_LR), $EPOCHS epochs"
+ltp_train "$SAVE_DIR" "$RESTORE" ltp_adam "$EPOCHS" "$LR" \
   --prune-mode absolute_threshold --masking-mode soft --final-token-threshold "$FINAL_THRESHOLD" \
   --temperature "$TEMPERATURE" --threshold-lr "$THRESHOLD_LR" \
   --ltp-score-norm "$SCORE_NORM" --ltp-score-length "$SCORE_LENGTH" \
-  --criterion ltp_sentence_prediction --lambda-threshold "$LAMBDA" --ltp-reg-norm "$REG_NORM" \
-  --restore-file "$RESTORE" --reset-optimizer --reset-dataloader --reset-meters --reset-lr-scheduler \
-  --optimizer ltp_adam --weight-decay "$WEIGHT_DECAY" --clip-norm 0.0 \
-  --lr-scheduler polynomial_decay --lr "$LR" --total-num-update "$TOTAL" --warmup-updates 0 \
-  --batch-size "$BATCH" --max-epoch "$EPOCHS" --required-batch-size-multiple 1 \
-  --dropout "$DROPOUT" --attention-dropout "$DROPOUT" --seed "$SEED" --num-workers 0 \
-  --best-checkpoint-metric accuracy --maximize-best-checkpoint-metric --no-epoch-checkpoints \
-  --save-dir "$SAVE_DIR" --log-format simple --log-interval 50 $DEVICE_ARGS $EXTRA_ARGS \
-  2>&1 | tee "$SAVE_DIR/train.log"
+  --lambda-threshold "$LAMBDA" --ltp-reg-norm "$REG_NORM"
 # the hard stage continues from the end of this one (thresholds fully learned), so score that
 [[ "$VALIDATE" == 0 ]] || ltp_validate "$SAVE_DIR/checkpoint_last.pt" "$SAVE_DIR"
