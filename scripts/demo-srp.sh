@@ -9,7 +9,7 @@
 # Every step runs the repository's SRP pipeline scripts (scripts/srp-*.sh). A finished step leaves a
 # .done stamp and is skipped next time; an interrupted one resumes from its checkpoint_last.pt.
 # Env (defaults): DATA (data-bin/de-en-offline; prepared if missing) DEMO_DIR (checkpoints/srp-demo)
-#   ARCH (srp_small) RATE (0.5) BASE_EPOCHS (10) BASE_LR (6e-3, inverse sqrt, 200 warm-up updates)
+#   ARCH (srp_small) RATE (0.5) BASE_EPOCHS (16) BASE_LR (6e-3, inverse sqrt, 200 warm-up updates)
 #   PRUNE_LR (1e-3, fixed) PERIOD (1 pruning epoch per stage) STAGE_EPOCHS (2: pruning + 1 epoch of
 #   fine-tuning in each stage run) FT_EPOCHS (2) MAX_TOKENS (2048) THREADS (nproc) OUT (results/demo/srp.json)
 set -euo pipefail
@@ -21,7 +21,7 @@ export DATA="${DATA:-data-bin/de-en-offline}"
 DEMO_DIR="${DEMO_DIR:-checkpoints/srp-demo}"
 export ARCH="${ARCH:-srp_small}"
 export RATE="${RATE:-0.5}"
-BASE_EPOCHS="${BASE_EPOCHS:-10}"
+BASE_EPOCHS="${BASE_EPOCHS:-16}"
 BASE_LR="${BASE_LR:-6e-3}"
 PRUNE_LR="${PRUNE_LR:-1e-3}"
 export PERIOD="${PERIOD:-1}"
