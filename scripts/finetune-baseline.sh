@@ -12,6 +12,7 @@
 # Every knob is an environment variable:
 #   DATA SAVE_DIR RESTORE ARCH LR BATCH UPDATE_FREQ EPOCHS WARMUP_RATIO WEIGHT_DECAY DROPOUT
 #   NUM_CLASSES MAX_POSITIONS SEED THREADS VALID_BATCH EXTRA_ARGS (appended to fairseq-train)
+#   RESUME (1: continue from SAVE_DIR/checkpoint_last.pt when there is one; 0: start over)
 # Output: SAVE_DIR/checkpoint_best.pt (best dev accuracy), train.log, test.log, result.json.
 source "$(dirname "$0")/encoder-lib.sh"
 
@@ -62,11 +63,21 @@ WARMUP_UPDATES=$(python -c "print(int($TOTAL_UPDATES * $WARMUP_RATIO))")
 echo "finetune-baseline: $N_TRAIN training examples, $TOTAL_UPDATES updates ($EPOCHS epochs), warm-up $WARMUP_UPDATES, lr $LR"
 
 mkdir -p "$SAVE_DIR"
+# an interrupted run resumes from its checkpoint_last.pt (optimizer, schedule and data position
+# included); a fresh one starts from the pretrained encoder with everything reset
+if [[ -f "$SAVE_DIR/checkpoint_last.pt" && "${RESUME:-1}" == 1 ]]; then
+  echo "finetune-baseline: resuming from $SAVE_DIR/checkpoint_last.pt (RESUME=0 starts over)"
+  START_ARGS=(--restore-file "$SAVE_DIR/checkpoint_last.pt")
+  TEE_ARGS=(-a)
+else
+  START_ARGS=(--restore-file "$RESTORE" --reset-optimizer --reset-dataloader --reset-meters --reset-lr-scheduler)
+  TEE_ARGS=()
+fi
 START=$(date +%s)
 # shellcheck disable=SC2086  # EXTRA_ARGS is a list of flags
 fairseq-train "$DATA" --user-dir user_dir \
   --task sentence_prediction --arch "$ARCH" \
-  --restore-file "$RESTORE" --reset-optimizer --reset-dataloader --reset-meters --reset-lr-scheduler \
+  "${START_ARGS[@]}" \
   --init-token 0 --separator-token 2 --num-classes "$NUM_CLASSES" --max-positions "$MAX_POSITIONS" \
   --criterion sentence_prediction --classification-head-name sentence_classification_head \
   --optimizer adam --adam-betas "(0.9,0.98)" --adam-eps 1e-06 --weight-decay "$WEIGHT_DECAY" --clip-norm 0.0 \
@@ -75,7 +86,7 @@ fairseq-train "$DATA" --user-dir user_dir \
   --dropout "$DROPOUT" --attention-dropout "$DROPOUT" --seed "$SEED" --num-workers 0 \
   --best-checkpoint-metric accuracy --maximize-best-checkpoint-metric --no-epoch-checkpoints \
   --save-dir "$SAVE_DIR" --log-format simple --log-interval 50 $EXTRA_ARGS \
-  2>&1 | tee "$SAVE_DIR/train.log"
+  2>&1 | tee "${TEE_ARGS[@]}" "$SAVE_DIR/train.log"
 TRAIN_S=$(( $(date +%s) - START ))
 
 # --required-batch-size-multiple 1: with fairseq-validate's default (8) the last, partial batch of

@@ -25,9 +25,10 @@ OUT="checkpoints/trbert-demo/alpha$ALPHA"
 bash scripts/prepare-minilm.sh >/dev/null
 bash scripts/prepare-reviews.sh >/dev/null
 
-# 1. baseline: stock fairseq fine-tuning of the converted MiniLM (3 epochs, batch 16, lr 1e-4)
+# 1. baseline: stock fairseq fine-tuning of the converted MiniLM (2 epochs, batch 16, lr 1e-4;
+#    an interrupted run resumes from its checkpoint_last.pt)
 if [[ ! -f "$BASE_DIR/result.json" ]]; then
-  DATA=$DATA SAVE_DIR=$BASE_DIR BATCH=8 UPDATE_FREQ=2 EPOCHS=3 LR=1e-4 THREADS=$THREADS \
+  DATA=$DATA SAVE_DIR=$BASE_DIR BATCH=8 UPDATE_FREQ=2 EPOCHS=2 LR=1e-4 THREADS=$THREADS \
     EXTRA_ARGS="--attention-dropout 0.0 --log-interval 10" bash scripts/finetune-baseline.sh
 fi
 
