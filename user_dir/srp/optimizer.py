@@ -17,7 +17,7 @@ import torch
 from fairseq.optim import FairseqOptimizer, register_optimizer
 from fairseq.optim.adam import Adam, FairseqAdamConfig
 
-from user_dir.common.param_slicing import SliceRecord, slice_optimizer_state_
+from user_dir.srp.param_slicing import SliceRecord, slice_optimizer_state_
 
 logger = logging.getLogger(__name__)
 

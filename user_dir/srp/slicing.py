@@ -10,7 +10,7 @@ from typing import List
 
 import torch
 
-from user_dir.common.param_slicing import InplaceSlicer, SliceRecord
+from user_dir.srp.param_slicing import InplaceSlicer, SliceRecord
 
 
 @torch.no_grad()
