@@ -1,0 +1,68 @@
+#!/usr/bin/env python
+"""Copy the measured results into README.md, between the `<!-- results:METHOD -->` markers.
+
+For each method: the demo table (results/demo/METHOD.json, written by `make demo`) and the
+benchmark report (results/METHOD.md, written by `make bench`), as they are; a file that is missing
+is said so, never filled in by hand.
+
+    python scripts/update_readme_results.py [--readme README.md] [--results results]
+"""
+import argparse
+import json
+import re
+from pathlib import Path
+
+METHODS = ("srp", "ltp", "trbert", "kprune")
+
+
+def demo_table(path: Path) -> str:
+    result = json.loads(path.read_text())
+    rows = result["rows"]
+    keys = list(rows[0])
+    lines = [f"**Demo** (`make demo`; {result.get('task', '')}):", "",
+             "| " + " | ".join(keys) + " |", "|" + "---|" * len(keys)]
+    for row in rows:
+        cells = []
+        for k in keys:
+            v = row.get(k, "")
+            cells.append(f"{v:.4g}" if isinstance(v, float) else str(v))
+        lines.append("| " + " | ".join(cells) + " |")
+    return "\n".join(lines)
+
+
+def bench_report(path: Path) -> str:
+    text = path.read_text().strip()
+    # the report's own title becomes a bold line; its sections one level below the README's
+    text = re.sub(r"^# (.*)$", r"**Benchmark** (`make bench`): \1", text, count=1, flags=re.M)
+    return re.sub(r"^## ", "#### ", text, flags=re.M)
+
+
+def section(results: Path, method: str) -> str:
+    parts = []
+    demo = results / "demo" / f"{method}.json"
+    bench = results / f"{method}.md"
+    parts.append(demo_table(demo) if demo.is_file() else f"(no demo result: {demo} is missing)")
+    parts.append(bench_report(bench) if bench.is_file() else f"(no benchmark result: {bench} is missing)")
+    return "\n\n".join(parts)
+
+
+def main():
+    p = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    p.add_argument("--readme", default="README.md")
+    p.add_argument("--results", default="results")
+    p.add_argument("--methods", nargs="+", default=list(METHODS), choices=METHODS)
+    args = p.parse_args()
+    readme = Path(args.readme)
+    text = readme.read_text()
+    for m in args.methods:
+        pattern = re.compile(rf"(<!-- results:{m} -->\n).*?(<!-- /results:{m} -->)", re.S)
+        if not pattern.search(text):
+            raise SystemExit(f"{readme}: no <!-- results:{m} --> ... <!-- /results:{m} --> markers")
+        body = section(Path(args.results), m)
+        text = pattern.sub(lambda mt: mt.group(1) + body + "\n" + mt.group(2), text)
+    readme.write_text(text)
+    print(f"updated {readme} ({', '.join(args.methods)})")
+
+
+if __name__ == "__main__":
+    main()
