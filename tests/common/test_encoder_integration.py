@@ -5,6 +5,9 @@ import json
 import re
 
 import pytest
+import torch
+
+import user_dir  # noqa: F401  (allowlists what fairseq checkpoints pickle)
 
 from tests.common.encoder_fixtures import REPO, tiny_encoder  # noqa: F401
 
@@ -47,3 +50,24 @@ def test_finetune_baseline_script(tiny_encoder, tmp_path, cli):  # noqa: F811
     assert result["test_accuracy"] is not None and result["dev_accuracy"] is not None
     # 96 examples / batch 32 = 3 updates per epoch, 2 epochs, 6% warm-up
     assert "6 updates (2 epochs)" in out.stdout
+
+
+@pytest.mark.integration
+def test_finetune_baseline_resumes_from_checkpoint_last(tiny_encoder, tmp_path, cli):  # noqa: F811
+    s = tiny_encoder.shape
+    dims = (f"--encoder-layers {s['layers']} --encoder-embed-dim {s['dim']} --encoder-ffn-embed-dim "
+            f"{s['ffn']} --encoder-attention-heads {s['heads']} --cpu --log-interval 1")
+    env = ["env", f"DATA={tiny_encoder.data_dir}", f"SAVE_DIR={tmp_path / 'ft'}",
+           f"RESTORE={tiny_encoder.checkpoint}", "LR=1e-3", "BATCH=32", "THREADS=1",
+           f"MAX_POSITIONS={s['positions']}", f"EXTRA_ARGS={dims}"]
+    first = cli([*env, "EPOCHS=1", "bash", REPO / "scripts/finetune-baseline.sh"])
+    assert "resuming" not in first.stdout
+    # a longer run in the same folder continues from the first one's last checkpoint
+    second = cli([*env, "EPOCHS=2", "bash", REPO / "scripts/finetune-baseline.sh"])
+    assert f"resuming from {tmp_path / 'ft'}/checkpoint_last.pt" in second.stdout
+    state = torch.load(tmp_path / "ft/checkpoint_last.pt", weights_only=True)
+    # 96 examples / batch 32: 3 updates in epoch 1 (first run) + 3 in epoch 2 (second run)
+    assert state["optimizer_history"][-1]["num_updates"] == 6
+    assert state["extra_state"]["train_iterator"]["epoch"] == 3  # fairseq records the next epoch
+    train_log = (tmp_path / "ft/train.log").read_text()
+    assert "epoch 001" in train_log and "epoch 002" in train_log  # appended, not overwritten
