@@ -7,7 +7,7 @@ Each alpha's model comes from scripts/trbert-demo-stages.sh (cached, shared with
 models are then measured in one process (python -m user_dir.trbert.measure), interleaved, on the
 test split. Target: >= 2x measured speed-up with <= 1.5 points accuracy drop.
 
-    python scripts/bench_trbert.py [--alphas 0.5 1.0 2.0] [--threads 2] [--timing-examples 48]
+    python scripts/bench_trbert.py [--alphas 0.5 0.75 1.0] [--threads 2] [--timing-examples 48]
 """
 import argparse
 import json
@@ -54,7 +54,7 @@ def table(result):
 
 def main():
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
-    parser.add_argument("--alphas", nargs="+", default=["0.5", "1.0"])
+    parser.add_argument("--alphas", nargs="+", default=["0.5", "0.75", "1.0"])
     parser.add_argument("--threads", type=int, default=2)
     parser.add_argument("--timing-examples", type=int, default=48)
     parser.add_argument("--repeats", type=int, default=3)
