@@ -2,11 +2,11 @@
 # TR-BERT demo: MiniLM fine-tuned on long movie reviews (~500 WordPiece tokens each) vs the same
 # model after TR-BERT's stages (scripts/trbert-demo-stages.sh, cached): accuracy, relative FLOPs
 # and measured CPU throughput (batch 1 and 16) on the test split -> results/demo/trbert.json.
-# Env: ALPHA (length-penalty weight, 1.0) THREADS (2) TIMING_EXAMPLES (48) FORCE.
+# Env: ALPHA (length-penalty weight, 0.5) THREADS (2) TIMING_EXAMPLES (48) FORCE.
 set -euo pipefail
 cd "$(dirname "$0")/.."
 export PATH="$PWD/.venv/bin:$PATH"
-ALPHA="${ALPHA:-1.0}"
+ALPHA="${ALPHA:-0.5}"
 THREADS="${THREADS:-2}"
 OUT="checkpoints/trbert-demo/alpha$ALPHA"
 RESULT=results/demo/trbert.json
