@@ -25,16 +25,27 @@ def demo_table(path: Path) -> str:
         cells = []
         for k in keys:
             v = row.get(k, "")
-            cells.append(f"{v:.4g}" if isinstance(v, float) else str(v))
+            if isinstance(v, bool):
+                cells.append(str(v))
+            elif isinstance(v, int):
+                cells.append(f"{v:,}")
+            elif isinstance(v, float):
+                cells.append(f"{v:.4g}")
+            else:
+                cells.append(str(v))
         lines.append("| " + " | ".join(cells) + " |")
     return "\n".join(lines)
 
 
 def bench_report(path: Path) -> str:
     text = path.read_text().strip()
-    # the report's own title becomes a bold line; its sections one level below the README's
-    text = re.sub(r"^# (.*)$", r"**Benchmark** (`make bench`): \1", text, count=1, flags=re.M)
-    return re.sub(r"^## ", "#### ", text, flags=re.M)
+    # the report's title (its first heading, at any level) becomes a bold line; the other headings
+    # sit one level below the README's "### Results"
+    title = re.match(r"#+ (.*)\n", text)
+    if title:
+        text = text[title.end():].lstrip("\n")
+    head = f"**Benchmark** (`make bench`){': ' + title.group(1) if title else ''}"
+    return head + "\n\n" + re.sub(r"^#+ ", "#### ", text, flags=re.M)
 
 
 def section(results: Path, method: str) -> str:
