@@ -60,7 +60,7 @@ for name in base pruned; do
   ckpt="$BASELINE"; [[ "$name" == pruned ]] && ckpt="$OUT/checkpoint_pruned.pt"
   # shellcheck disable=SC2086
   fairseq-validate "$DATA" --user-dir user_dir --task sentence_prediction --criterion sentence_prediction \
-    --path "$ckpt" --valid-subset valid,test --batch-size 32 --num-workers 0 --log-format simple \
+    --path "$ckpt" --valid-subset valid,test --batch-size 32 --required-batch-size-multiple 1 --num-workers 0 --log-format simple \
     $DEVICE_ARGS > "$OUT/validate-$name.log" 2>&1 || { tail -20 "$OUT/validate-$name.log" >&2; exit 1; }
   grep "valid on" "$OUT/validate-$name.log" | sed "s/^/[$name] /"
 done

@@ -40,7 +40,7 @@ fairseq-kprune "$DATA" --user-dir user_dir --path "$BASELINE" --constraint "$CON
 # shellcheck disable=SC2086
 fairseq-validate "$DATA" --user-dir user_dir --task sentence_prediction \
   --criterion sentence_prediction --path "$SAVE_DIR/checkpoint_pruned.pt" --valid-subset valid,test \
-  --batch-size "$BATCH" \
+  --batch-size "$BATCH" --required-batch-size-multiple 1 \
   --num-workers 0 --log-format simple $DEVICE_ARGS 2>&1 | tee "$SAVE_DIR/validate.log"
 
 python - "$SAVE_DIR" <<'PY'

@@ -73,6 +73,6 @@ ltp_validate() {
   # shellcheck disable=SC2046
   fairseq-validate "$DATA" --user-dir user_dir --task sentence_prediction --path "$ckpt" \
     --criterion ltp_sentence_prediction --valid-subset valid,test --batch-size "$VALID_BATCH" \
-    --num-workers 0 --log-format simple $DEVICE_ARGS "$@" 2>&1 | tee "$out/validate.log"
+    --required-batch-size-multiple 1 --num-workers 0 --log-format simple $DEVICE_ARGS "$@" 2>&1 | tee "$out/validate.log"
   python -m user_dir.ltp.validate_log "$out/validate.log" --out "$out/result.json"
 }
