@@ -4,6 +4,7 @@ Reads results/demo/<method>.json files written by scripts/demo-<method>.sh (see 
 """
 import json
 import sys
+import textwrap
 from pathlib import Path
 
 QUALITY_KEYS = ("bleu", "accuracy", "acc")
@@ -41,7 +42,7 @@ def plot(results, path):
               and _first_key(r["rows"][0], COST_KEYS)]
     if not panels:
         return False
-    fig, axes = plt.subplots(1, len(panels), figsize=(4.2 * len(panels), 3.6), squeeze=False)
+    fig, axes = plt.subplots(1, len(panels), figsize=(4.6 * len(panels), 4.2), squeeze=False)
     for ax, result in zip(axes[0], panels):
         rows = result["rows"]
         qk, ck = _first_key(rows[0], QUALITY_KEYS), _first_key(rows[0], COST_KEYS)
@@ -55,7 +56,9 @@ def plot(results, path):
                         xytext=(4, 4), textcoords="offset points")
         ax.set_xlabel("relative FLOPs (unpruned = 1)")
         ax.set_ylabel(qk)
-        ax.set_title(f"{result['method']} ({result.get('task', '')})", fontsize=10)
+        # long task descriptions wrap under the method name instead of running into the next panel
+        task = textwrap.fill(result.get("task", ""), width=48)
+        ax.set_title(f"{result['method']}\n{task}", fontsize=8)
         ax.grid(alpha=0.3)
     fig.tight_layout()
     fig.savefig(path, dpi=120)
