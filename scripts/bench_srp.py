@@ -305,30 +305,6 @@ def time_generation(task, models, batches, forced_len):
     return {name: min(t) for name, t in times.items()}, tokens, hyps
 
 
-def stock_transformer_like(model, task):
-    """fairseq's own ``transformer`` with the widths of an (unpruned) srp ``model`` and its weights
-    (the state-dict names agree; tests/srp checks that both compute the same)."""
-    from argparse import Namespace
-
-    from fairseq.models.transformer import TransformerModel, base_architecture
-
-    keys = ("encoder_embed_dim", "encoder_ffn_embed_dim", "encoder_attention_heads", "encoder_layers",
-            "decoder_embed_dim", "decoder_ffn_embed_dim", "decoder_attention_heads", "decoder_layers")
-    args = Namespace(dropout=model.cfg.dropout,
-                     share_decoder_input_output_embed=bool(model.cfg.share_decoder_input_output_embed),
-                     max_source_positions=model.cfg.max_source_positions,
-                     max_target_positions=model.cfg.max_target_positions,
-                     **{k: getattr(model.cfg, k) for k in keys})
-    base_architecture(args)
-    ref = TransformerModel.build_model(args, task)
-    state = {k: v for k, v in model.state_dict().items() if k in ref.state_dict()}
-    missing = set(ref.state_dict()) - set(state)
-    assert missing <= {"encoder.version", "decoder.version"}, missing
-    ref.load_state_dict(state, strict=False)
-    ref.eval()
-    return ref
-
-
 def bench_paper_size(task, demo_base, with_steps=True):
     """The paper-size comparison (random weights, forced output length) and the overhead diagnostic
     of the demo arch against stock fairseq; prints as it goes, returns the figures."""
@@ -390,6 +366,8 @@ def bench_paper_size(task, demo_base, with_steps=True):
 
     # overhead diagnostic: the demo's base model against fairseq's transformer of the same widths
     # and weights, same forced length, on the same test subset
+    from user_dir.srp.stock_transformer import stock_transformer_like
+
     stock = stock_transformer_like(demo_base, task)
     diag_batches = test_subset_batches(task, DIAG_SENTENCES, DIAG_BATCH)
     n_diag = sum(len(b["id"]) for b in diag_batches)

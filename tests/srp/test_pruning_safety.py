@@ -133,24 +133,12 @@ def test_qk_all_pruned_respects_masks():
 
 def test_ungated_model_is_fairseq_transformer():
     """Gates off and nothing pruned, the srp model computes what fairseq's transformer computes."""
-    from argparse import Namespace
-
-    from fairseq.models.transformer import TransformerModel, base_architecture
+    from user_dir.srp.stock_transformer import stock_transformer_like
 
     model, task = build(share_decoder_input_output_embed=True, dropout=0.0)
     randomize(model)
     model.eval()
-    keys = ("encoder_embed_dim", "encoder_ffn_embed_dim", "encoder_attention_heads", "encoder_layers",
-            "decoder_embed_dim", "decoder_ffn_embed_dim", "decoder_attention_heads", "decoder_layers")
-    args = Namespace(dropout=0.0, share_decoder_input_output_embed=True, max_source_positions=64,
-                     max_target_positions=64, **{k: getattr(model.cfg, k) for k in keys})
-    base_architecture(args)
-    ref = TransformerModel.build_model(args, task)
-    state = {k: v for k, v in model.state_dict().items() if k in ref.state_dict()}
-    missing = set(ref.state_dict()) - set(state)
-    assert missing <= {"encoder.version", "decoder.version"}, missing
-    ref.load_state_dict(state, strict=False)
-    ref.eval()
+    ref = stock_transformer_like(model, task, dropout=0.0, max_source_positions=64, max_target_positions=64)
     src, lengths, prev = batch(task)
     with torch.no_grad():
         ours = model(src, lengths, prev)[0]
