@@ -472,19 +472,27 @@ def main(argv=None):
     print(markdown(results))
 
 
+def model_table(entries, with_bleu: bool):
+    """Markdown rows of the base and pruned models: size, FLOPs, (BLEU,) generate time and tokens."""
+    bleu_head, bleu_rule = (" BLEU |", "---:|") if with_bleu else ("", "")
+    lines = [f"| model | parameters | FLOPs / sentence |{bleu_head} generate (s) | generated tokens |",
+             f"|---|---:|---:|{bleu_rule}---:|---:|"]
+    for name in ("base", "pruned"):
+        m = entries[name]
+        bleu = f" {m['bleu']:.2f} |" if with_bleu else ""
+        lines.append(f"| {name} | {m['parameters']:,} | {m['flops_per_sentence'] / 1e6:.2f} M |{bleu} "
+                     f"{m['generate_seconds']:.2f} | {m['generated_tokens']:,} |")
+    return lines
+
+
 def markdown(r):
     t = r["targets"]
     ok = lambda k: "met" if t[k]["met"] else "not met"  # noqa: E731
     lines = [
         f"### SRP on {r['data']} (rate {r['compression_rate']}, {r['threads']} CPU threads)",
         "",
-        "| model | parameters | FLOPs / sentence | BLEU | generate (s) | generated tokens |",
-        "|---|---:|---:|---:|---:|---:|",
+        *model_table(r, with_bleu=True),
     ]
-    for name in ("base", "pruned"):
-        m = r[name]
-        lines.append(f"| {name} | {m['parameters']:,} | {m['flops_per_sentence'] / 1e6:.2f} M | "
-                     f"{m['bleu']:.2f} | {m['generate_seconds']:.2f} | {m['generated_tokens']:,} |")
     lines += [
         "",
         "| measure | value | target | |",
@@ -520,13 +528,8 @@ def markdown_paper_size(p, o, targets):
         f"arbitrary lengths), interleaved, best of {g['repeats']}. Layer norm: base "
         f"{p['layer_norm']['base']}, pruned {p['layer_norm']['pruned']} (as the demo's pair).",
         "",
-        "| model | parameters | FLOPs / sentence | generate (s) | generated tokens |",
-        "|---|---:|---:|---:|---:|",
+        *model_table(p, with_bleu=False),
     ]
-    for name in ("base", "pruned"):
-        m = p[name]
-        lines.append(f"| {name} | {m['parameters']:,} | {m['flops_per_sentence'] / 1e6:.2f} M | "
-                     f"{m['generate_seconds']:.2f} | {m['generated_tokens']:,} |")
     lines += [
         "",
         "| measure | value | target | |",

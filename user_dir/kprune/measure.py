@@ -16,6 +16,7 @@ from typing import Dict, List, Sequence
 import torch
 from fairseq import checkpoint_utils
 
+from user_dir.common.split_batches import split_batches
 from user_dir.kprune.checkpoint import classification_head_name, is_regression
 from user_dir.kprune.flops import flops_model_for, model_sizes
 
@@ -24,16 +25,6 @@ def load(path: str, data: str, device="cpu"):
     """(model in eval mode, task, cfg) of a checkpoint, its task pointed at ``data``."""
     models, cfg, task = checkpoint_utils.load_model_ensemble_and_task([path], arg_overrides={"data": data})
     return models[0].to(device).eval(), task, cfg
-
-
-def split_batches(task, split: str, batch_size: int, max_positions: int):
-    """The split's batches as fairseq's validation builds them (no shuffling)."""
-    if split not in task.datasets:
-        task.load_dataset(split, combine=False, epoch=1)
-    itr = task.get_batch_iterator(dataset=task.dataset(split), max_sentences=batch_size,
-                                  max_positions=max_positions, ignore_invalid_inputs=True,
-                                  required_batch_size_multiple=1, num_workers=0, seed=1)
-    return list(itr.next_epoch_itr(shuffle=False))
 
 
 @torch.no_grad()

@@ -20,6 +20,7 @@ from fairseq import checkpoint_utils, tasks, utils
 from omegaconf import OmegaConf, open_dict
 
 import user_dir  # noqa: F401  (registers the plugin's models)
+from user_dir.common.split_batches import split_batches
 from user_dir.ltp.flops import layer_dims, unpruned_macs
 
 HEAD = "sentence_classification_head"
@@ -45,11 +46,7 @@ def load(path: str, data: str, overrides: Dict, arch: str = None):
 def batches(task, split: str, batch_size: int, limit: int = 0) -> List[dict]:
     """fairseq's batches of ``split`` (length-sorted, as fairseq-validate makes them); with ``limit``,
     evenly spaced batches holding about ``limit`` examples, so every length range is represented."""
-    task.load_dataset(split, combine=False, epoch=1)
-    itr = task.get_batch_iterator(dataset=task.dataset(split), max_sentences=batch_size, max_tokens=None,
-                                  ignore_invalid_inputs=False, seed=1, num_workers=0,
-                                  required_batch_size_multiple=1)
-    out = list(itr.next_epoch_itr(shuffle=False))
+    out = split_batches(task, split, batch_size)
     examples = sum(s["nsentences"] for s in out)
     if limit and examples > limit:
         keep = max(1, round(len(out) * limit / examples))
