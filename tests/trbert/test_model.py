@@ -18,8 +18,8 @@ def test_default_reduction_points_scale_with_depth():
     assert default_reduce_layers(6) == [1, 3]
     assert default_reduce_layers(3) == [1, 2]
     assert default_reduce_layers(2) == [1]
-    assert default_score_layer(12, [1, 6]) == 8
-    assert default_score_layer(6, [1, 3]) == 4
+    assert default_score_layer(12, [1, 6]) == 9  # the original: hidden_states[1:][8]
+    assert default_score_layer(6, [1, 3]) == 5  # DistilBERT: hidden_states[1:][4]
     assert parse_reduce_layers("6,1", 12) == [1, 6]
 
 

@@ -52,7 +52,7 @@ class TrbertCriterionConfig(FairseqDataclass):
                                         "user_dir.trbert.residual_scores, or 'online' (computed "
                                         "from --teacher-path); needed by init and guided rl"})
     trbert_score_layer: Optional[int] = field(
-        default=None, metadata={"help": "hidden state h_S of the online scores (default round(2N/3))"})
+        default=None, metadata={"help": "hidden state h_S of the online scores (default ceil(3N/4): h_9 of 12 layers, h_5 of 6, as the original)"})
     teacher_path: Optional[str] = field(
         default=None, metadata={"help": "fine-tuned checkpoint used frozen, in eval mode, as "
                                         "teacher (--trbert-kd) and for --trbert-scores online"})

@@ -5,6 +5,7 @@ A policy maps each token's hidden state to the probability of keeping it:
 because log-probabilities computed from logits (``logsigmoid``) stay finite where ``log(p)`` of a
 saturated sigmoid would be ``-inf``.
 """
+import math
 from typing import List, Optional
 
 import torch
@@ -67,9 +68,11 @@ def parse_reduce_layers(value: Optional[str], num_layers: int) -> List[int]:
 
 
 def default_score_layer(num_layers: int, reduce_layers: List[int]) -> int:
-    """Where the residual-strategy gradient is taken: h_8 of 12 layers, i.e. two thirds deep.
+    """Where the residual-strategy gradient is taken: ``h_ceil(3N/4)``, as the original.
 
-    ``h_k`` is the hidden state entering 0-based layer k (h_N is the encoder output); it must lie
-    after the last reduction point.
+    ``h_k`` is the hidden state entering 0-based layer k (h_N is the encoder output). The original
+    takes ``hidden_states[1:][back_r]`` with ``back_r`` 8 for BERT (12 layers) and 4 for DistilBERT
+    (6 layers): the output of 1-based layer 9 / 5, i.e. h_9 of 12 and h_5 of 6. It must lie after the
+    last reduction point.
     """
-    return min(num_layers, max(reduce_layers[-1] + 1, round(2 * num_layers / 3)))
+    return min(num_layers, max(reduce_layers[-1] + 1, math.ceil(3 * num_layers / 4)))

@@ -1,7 +1,7 @@
 """Residual-strategy scores (the original's ``--do_eval_grad``) and the entry point that stores them.
 
 With the fine-tuned model (eval mode, every token kept) take the gradient ``g`` of the task loss
-with respect to the hidden states ``h_s`` entering the score layer s (``h_8`` for 12 layers), and
+with respect to the hidden states ``h_s`` entering the score layer s (``h_9`` for 12 layers, ``h_5`` for 6, as the original), and
 score each token for reduction point w as ``|<g, h_s - h_k>|``, with ``h_k`` the hidden state just
 before that point: the first-order change of the loss if the token's state stopped at layer k.
 
@@ -118,7 +118,7 @@ def add_args(parser):
                             "else 1 and N/2)")
     group.add_argument("--score-layer", type=int, metavar="S",
                        help="hidden state h_S whose loss gradient scores the tokens "
-                            "(default: round(2N/3), h_8 for 12 layers, h_4 for 6)")
+                            "(default: ceil(3N/4), h_9 for 12 layers, h_5 for 6, as the original)")
 
 
 def main(argv=None):
