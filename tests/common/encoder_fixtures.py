@@ -28,10 +28,10 @@ import pytest
 import torch
 
 REPO = Path(__file__).resolve().parents[2]
-if str(REPO / "scripts") not in sys.path:
-    sys.path.insert(0, str(REPO / "scripts"))
+if str(REPO / "scripts" / "data") not in sys.path:
+    sys.path.insert(0, str(REPO / "scripts" / "data"))
 
-import sentence_data  # noqa: E402  (scripts/sentence_data.py)
+import sentence_data  # noqa: E402  (scripts/data/sentence_data.py)
 
 from user_dir.common.bert_conversion import convert  # noqa: E402
 
@@ -152,7 +152,7 @@ def write_tiny_text(text_dir, vocab_file, sizes=(96, 32, 32), seed=0, max_words=
 
 
 def fairseq_preprocess(text_dir, srcdict, dest):
-    """In-process equivalent of encoder-lib.sh's ``binarise`` (saves two CLI start-ups)."""
+    """In-process equivalent of scripts/lib/encoder.sh's ``binarise`` (saves two CLI start-ups)."""
     from fairseq import options
     from fairseq_cli import preprocess
 

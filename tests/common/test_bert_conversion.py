@@ -226,7 +226,7 @@ def test_bad_vocab(tmp_path):
 
 
 def test_cli_reports_errors_and_converts(tmp_path, capsys):
-    sys.path.insert(0, str(REPO / "scripts"))
+    sys.path.insert(0, str(REPO / "scripts" / "models"))
     import convert_bert_to_fairseq as cli
 
     with pytest.raises(SystemExit, match="error: BERT folder not found"):
@@ -243,7 +243,7 @@ def test_cli_reports_errors_and_converts(tmp_path, capsys):
 # the real MiniLM (only where prepare-minilm.sh already cached the wheel; never downloads)
 # ---------------------------------------------------------------------------------------------
 @pytest.mark.skipif(not (MINILM_UNZIPPED.is_dir() or MINILM_WHEEL.is_file()),
-                    reason="MiniLM wheel not cached (run scripts/prepare-minilm.sh)")
+                    reason="MiniLM wheel not cached (run scripts/models/prepare-minilm.sh)")
 def test_real_minilm_matches_reference(tmp_path):
     bert = MINILM_UNZIPPED
     if not (bert / "model.safetensors").is_file():

@@ -1,6 +1,6 @@
 """End to end with the stock fairseq tools on tiny data: a tiny random BERT written by the test is
 converted, fine-tuned with fairseq-train --task sentence_prediction and scored by fairseq-validate;
-and the same through scripts/finetune-baseline.sh."""
+and the same through scripts/models/finetune-baseline.sh."""
 import json
 import re
 
@@ -21,7 +21,7 @@ def accuracy(output, subset):
 @pytest.mark.integration
 def test_convert_train_validate(tiny_encoder, tmp_path, cli):  # noqa: F811
     # the converter's command line on the fixture's BERT
-    cli(["python", REPO / "scripts/convert_bert_to_fairseq.py", "--bert-dir", tiny_encoder.bert_dir,
+    cli(["python", REPO / "scripts/models/convert_bert_to_fairseq.py", "--bert-dir", tiny_encoder.bert_dir,
          "--out-dir", tmp_path / "model"])
     assert (tmp_path / "model/dict.txt").read_text() == (tiny_encoder.model_dir / "dict.txt").read_text()
     save = tmp_path / "ckpt"
@@ -44,7 +44,7 @@ def test_finetune_baseline_script(tiny_encoder, tmp_path, cli):  # noqa: F811
     out = cli(["env", f"DATA={tiny_encoder.data_dir}", f"SAVE_DIR={tmp_path / 'ft'}",
                f"RESTORE={tiny_encoder.checkpoint}", "LR=1e-3", "BATCH=32", "EPOCHS=2", "THREADS=1",
                f"MAX_POSITIONS={s['positions']}", f"EXTRA_ARGS={dims}",
-               "bash", REPO / "scripts/finetune-baseline.sh"])
+               "bash", REPO / "scripts/models/finetune-baseline.sh"])
     result = json.loads((tmp_path / "ft/result.json").read_text())
     assert set(result) == {"dev_accuracy", "test_accuracy", "train_seconds"}
     assert result["test_accuracy"] is not None and result["dev_accuracy"] is not None
@@ -60,10 +60,10 @@ def test_finetune_baseline_resumes_from_checkpoint_last(tiny_encoder, tmp_path, 
     env = ["env", f"DATA={tiny_encoder.data_dir}", f"SAVE_DIR={tmp_path / 'ft'}",
            f"RESTORE={tiny_encoder.checkpoint}", "LR=1e-3", "BATCH=32", "THREADS=1",
            f"MAX_POSITIONS={s['positions']}", f"EXTRA_ARGS={dims}"]
-    first = cli([*env, "EPOCHS=1", "bash", REPO / "scripts/finetune-baseline.sh"])
+    first = cli([*env, "EPOCHS=1", "bash", REPO / "scripts/models/finetune-baseline.sh"])
     assert "resuming" not in first.stdout
     # a longer run in the same folder continues from the first one's last checkpoint
-    second = cli([*env, "EPOCHS=2", "bash", REPO / "scripts/finetune-baseline.sh"])
+    second = cli([*env, "EPOCHS=2", "bash", REPO / "scripts/models/finetune-baseline.sh"])
     assert f"resuming from {tmp_path / 'ft'}/checkpoint_last.pt" in second.stdout
     state = torch.load(tmp_path / "ft/checkpoint_last.pt", weights_only=True)
     # 96 examples / batch 32: 3 updates in epoch 1 (first run) + 3 in epoch 2 (second run)

@@ -120,14 +120,15 @@ def test_extract_from_zip_and_tar(tmp_path):
         sentence_data.extract(tpath, "missing.csv", tmp_path / "t")
 
 
-@pytest.mark.parametrize("script", ["prepare-minilm.sh", "prepare-sentiment.sh", "prepare-reviews.sh",
-                                    "prepare-glue.sh", "finetune-baseline.sh", "encoder-lib.sh"])
+@pytest.mark.parametrize("script", ["models/prepare-minilm.sh", "data/prepare-sentiment.sh",
+                                    "data/prepare-reviews.sh", "data/prepare-glue.sh",
+                                    "models/finetune-baseline.sh", "lib/encoder.sh"])
 def test_shell_scripts_parse(script):
     subprocess.run(["bash", "-n", str(REPO / "scripts" / script)], check=True)
 
 
 def test_prepare_glue_rejects_bad_usage():
-    out = subprocess.run(["bash", str(REPO / "scripts/prepare-glue.sh")], capture_output=True, text=True)
+    out = subprocess.run(["bash", str(REPO / "scripts/data/prepare-glue.sh")], capture_output=True, text=True)
     assert out.returncode != 0 and "usage" in out.stderr.lower()
-    out = subprocess.run(["bash", str(REPO / "scripts/prepare-glue.sh"), "NOPE"], capture_output=True, text=True)
+    out = subprocess.run(["bash", str(REPO / "scripts/data/prepare-glue.sh"), "NOPE"], capture_output=True, text=True)
     assert out.returncode != 0 and "unknown GLUE task 'NOPE'" in out.stderr

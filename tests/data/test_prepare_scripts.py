@@ -9,13 +9,13 @@ import pytest
 
 from tests.conftest import REPO, run_cli
 
-sys.path.insert(0, str(REPO / "scripts"))
+sys.path.insert(0, str(REPO / "scripts" / "data"))
 import de_en_offline as deo  # noqa: E402
 import mt_text  # noqa: E402
 
 SAMPLE = Path(__file__).with_name("sample_trans_de_en.txt")
-OFFLINE = REPO / "scripts" / "prepare-de-en-offline.sh"
-IWSLT = REPO / "scripts" / "prepare-iwslt14.sh"
+OFFLINE = REPO / "scripts" / "data" / "prepare-de-en-offline.sh"
+IWSLT = REPO / "scripts" / "data" / "prepare-iwslt14.sh"
 
 
 def _run(script, env, **kw):

@@ -28,12 +28,12 @@ def finetuned(tiny):
 
 
 def _script(enc, name, save_dir, **env):
-    """argv running scripts/NAME with the tiny model's shape and small settings."""
+    """argv running scripts/ltp/NAME with the tiny model's shape and small settings."""
     shape = " ".join(enc.model_args()[2:])  # the dimension flags (not --arch)
     base = dict(DATA=enc.data_dir, SAVE_DIR=save_dir, MAX_POSITIONS=enc.shape["positions"], BATCH=16,
                 EPOCHS=1, LR="1e-3", THREADS=1, EXTRA_ARGS=f"{shape} --log-interval 1")
     base.update(env)
-    return ["env", *[f"{k}={v}" for k, v in base.items()], "bash", f"scripts/{name}"]
+    return ["env", *[f"{k}={v}" for k, v in base.items()], "bash", f"scripts/ltp/{name}"]
 
 
 def _delta(checkpoint):
@@ -48,14 +48,14 @@ def test_soft_then_hard_then_validate(tiny, finetuned, cli):
     # A small fixed loss scale: fairseq's CPU path crashes on an fp16 overflow (it calls .cuda())
     shape = " ".join(enc.model_args()[2:])
     fp16 = "--memory-efficient-fp16 --fp16-init-scale 4 --fp16-scale-window 1000"
-    soft = cli(_script(enc, "ltp-soft.sh", root / "soft", RESTORE=finetuned, THRESHOLD_LR="2e-3", LAMBDA="0.5",
+    soft = cli(_script(enc, "soft.sh", root / "soft", RESTORE=finetuned, THRESHOLD_LR="2e-3", LAMBDA="0.5",
                        VALIDATE=0, EXTRA_ARGS=f"{shape} --log-interval 1 {fp16}"))
     assert "loss_scale=" in soft.stdout  # the fp16 optimizer wrapper was in charge
     soft_delta, soft_cfg = _delta(root / "soft" / "checkpoint_last.pt")
     assert soft_cfg.masking_mode == "soft" and soft_cfg.memory_efficient_fp16
     assert soft_delta[0] == 0 and (soft_delta[1:] > 0).all(), soft_delta  # learned, pushed up by lambda
 
-    cli(_script(enc, "ltp-hard.sh", root / "hard", SOFT=root / "soft" / "checkpoint_last.pt"))
+    cli(_script(enc, "hard.sh", root / "hard", SOFT=root / "soft" / "checkpoint_last.pt"))
     hard_delta, hard_cfg = _delta(root / "hard" / "checkpoint_best.pt")
     assert hard_cfg.masking_mode == "hard"
     assert torch.equal(hard_delta, soft_delta)  # frozen in the hard stage
@@ -89,13 +89,13 @@ def _train_log_figures(save_dir):
 def test_topk_and_manual_threshold_baselines(tiny, finetuned, cli):
     enc, root = tiny
     # VALIDATE=0: fairseq-train's own validation already reports the figures checked here
-    cli(_script(enc, "ltp-topk.sh", root / "topk", RESTORE=finetuned, KEEP_RATE="0.3", VALIDATE=0))
+    cli(_script(enc, "topk.sh", root / "topk", RESTORE=finetuned, KEEP_RATE="0.3", VALIDATE=0))
     topk = _train_log_figures(root / "topk")
     # last layer keeps round(0.3 n) of n tokens; the first three keep all
     assert [topk[f"keep_l{i}"] for i in range(3)] == [1, 1, 1]
     assert 0.25 < topk["keep_l3"] < 0.35
 
-    cli(_script(enc, "ltp-manual-threshold.sh", root / "manual", RESTORE=finetuned, FINAL_THRESHOLD="0.02",
+    cli(_script(enc, "manual-threshold.sh", root / "manual", RESTORE=finetuned, FINAL_THRESHOLD="0.02",
                 VALIDATE=0))
     manual_delta, manual_cfg = _delta(root / "manual" / "checkpoint_best.pt")
     assert manual_cfg.masking_mode == "hard" and torch.equal(manual_delta, torch.zeros(LAYERS))
@@ -106,7 +106,7 @@ def test_topk_and_manual_threshold_baselines(tiny, finetuned, cli):
 def test_bad_data_folder_is_refused_before_training(tiny, cli, tmp_path):
     enc, _ = tiny
     (tmp_path / "input0").mkdir()
-    proc = cli(_script(enc, "ltp-soft.sh", tmp_path / "out", DATA=tmp_path, RESTORE=tmp_path / "x.pt"),
+    proc = cli(_script(enc, "soft.sh", tmp_path / "out", DATA=tmp_path, RESTORE=tmp_path / "x.pt"),
                check=False)
     assert proc.returncode == 2
     assert f"DATA={tmp_path} is not a sentence_prediction data folder (input0/dict.txt missing" in proc.stdout
@@ -116,7 +116,7 @@ def test_bad_data_folder_is_refused_before_training(tiny, cli, tmp_path):
 def test_checkpoint_of_another_architecture_is_refused(tiny, finetuned, cli, tmp_path):
     enc, _ = tiny
     # without the tiny shape flags the arch builds the real MiniLM shape
-    proc = cli(_script(enc, "ltp-soft.sh", tmp_path, RESTORE=finetuned, EXTRA_ARGS="--log-interval 1"),
+    proc = cli(_script(enc, "soft.sh", tmp_path, RESTORE=finetuned, EXTRA_ARGS="--log-interval 1"),
                check=False)
     assert proc.returncode != 0
     assert (f"checkpoint encoder has {LAYERS} layers of width 32, but --arch ltp_roberta_minilm builds 6 layers "

@@ -77,7 +77,7 @@ def test_two_stage_pipeline(corpus, tmp_path):
         assert re.search(r"BLEU = \d", gen), gen[-2000:]
         assert len(re.findall(r"^H-\d+", gen, flags=re.M)) == 24
 
-    # the size report of scripts/srp-test.sh: parameters, FLOPs over the test pairs, fvcore agrees
+    # the size report of scripts/srp/test.sh: parameters, FLOPs over the test pairs, fvcore agrees
     from user_dir.srp.report import report
 
     r = report(str(ft / "checkpoint_last.pt"), str(corpus), "test", fvcore=True)

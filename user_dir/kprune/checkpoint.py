@@ -65,7 +65,7 @@ def read_checkpoint(path: str, data: str):
     if task_name != "sentence_prediction":
         raise KpruneInputError(
             f"--path: {path} was trained for task {task_name!r}; fairseq-kprune prunes a model "
-            "fine-tuned with --task sentence_prediction (e.g. by scripts/finetune-baseline.sh)")
+            "fine-tuned with --task sentence_prediction (e.g. by scripts/models/finetune-baseline.sh)")
     model_name = _get(cfg.model, "_name") or _get(cfg.model, "arch")
     # cfg.model._name is the --arch name (e.g. prunable_roberta_minilm), or a model name
     model_cls = ARCH_MODEL_REGISTRY.get(model_name) or MODEL_REGISTRY.get(model_name)

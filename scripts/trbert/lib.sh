@@ -1,0 +1,56 @@
+# Shared by the TR-BERT pipeline scripts (sourced, not run): defaults every stage agrees on and the
+# one fairseq-train call all training stages share. Every variable can be set from the environment.
+source "$(dirname "${BASH_SOURCE[0]}")/../lib/encoder.sh"   # REPO (cwd), .venv on PATH, MINILM_DIR
+
+DATA="${DATA:-data-bin/reviews}"
+ARCH="${ARCH:-trbert_roberta_minilm}"
+NUM_CLASSES="${NUM_CLASSES:-2}"
+MAX_POSITIONS="${MAX_POSITIONS:-512}"
+REDUCE_LAYERS="${REDUCE_LAYERS:-}"        # empty: the arch's default (1,3 for MiniLM, 1,6 for base)
+OUT="${OUT:-checkpoints/trbert}"          # one sub-folder per stage
+FINETUNED="${FINETUNED:-checkpoints/baseline-$(basename "$DATA")/checkpoint_best.pt}"
+SEED="${SEED:-1}"
+THREADS="${THREADS:-2}"
+export OMP_NUM_THREADS="$THREADS" MKL_NUM_THREADS="$THREADS"
+
+require_file() {  # require_file PATH HINT
+  if [[ ! -f "$1" ]]; then echo "error: $1 not found; $2" >&2; exit 1; fi
+}
+
+num_train_examples() {
+  python -c "from user_dir.common.data_stats import example_lengths; print(len(example_lengths('$DATA', 'train')))"
+}
+
+# trbert_train STAGE SAVE_DIR INIT_FROM [extra fairseq-train flags...]
+# Hyper-parameters from the environment (the original's defaults): LR (3e-5), BATCH (8),
+# UPDATE_FREQ (4), EPOCHS (3) or MAX_UPDATE (wins when set), WARMUP_RATIO (0.1), WEIGHT_DECAY (0),
+# CLIP_NORM (1.0), DROPOUT (0.1), ATTENTION_DROPOUT (= DROPOUT), VALIDATE (1: validate every epoch).
+trbert_train() {
+  local stage="$1" save_dir="$2" init_from="$3"; shift 3
+  local lr="${LR:-3e-5}" batch="${BATCH:-8}" update_freq="${UPDATE_FREQ:-4}" epochs="${EPOCHS:-3}"
+  local n_train updates warmup
+  n_train=$(num_train_examples)
+  updates="${MAX_UPDATE:-$(( epochs * ((n_train + batch * update_freq - 1) / (batch * update_freq)) ))}"
+  warmup=$(python -c "print(int($updates * ${WARMUP_RATIO:-0.1}))")
+  local reduce=() validate=()
+  [[ -n "$REDUCE_LAYERS" ]] && reduce=(--trbert-reduce-layers "$REDUCE_LAYERS")
+  [[ "${VALIDATE:-1}" == 0 ]] && validate=(--disable-validation)
+  require_file "$init_from" "run the previous stage first"
+  mkdir -p "$save_dir"
+  echo "trbert-$stage: $updates updates of $batch x $update_freq examples, lr $lr, from $init_from -> $save_dir"
+  local start; start=$(date +%s)
+  fairseq-train "$DATA" --user-dir user_dir --task sentence_prediction --num-classes "$NUM_CLASSES" \
+    --init-token 0 --separator-token 2 --max-positions "$MAX_POSITIONS" \
+    --arch "$ARCH" "${reduce[@]}" --criterion trbert --trbert-stage "$stage" \
+    --finetune-from-model "$init_from" \
+    --optimizer adam --adam-betas "(0.9,0.98)" --adam-eps 1e-08 --weight-decay "${WEIGHT_DECAY:-0}" \
+    --clip-norm "${CLIP_NORM:-1.0}" --lr-scheduler polynomial_decay --lr "$lr" \
+    --total-num-update "$updates" --warmup-updates "$warmup" --max-update "$updates" \
+    --batch-size "$batch" --update-freq "$update_freq" --required-batch-size-multiple 1 \
+    --dropout "${DROPOUT:-0.1}" --attention-dropout "${ATTENTION_DROPOUT:-${DROPOUT:-0.1}}" \
+    --seed "$SEED" --num-workers 0 --no-epoch-checkpoints --best-checkpoint-metric loss \
+    "${validate[@]}" --save-dir "$save_dir" --log-format simple --log-interval "${LOG_INTERVAL:-10}" \
+    "$@" 2>&1 | tee "$save_dir/train.log"
+  [[ ${PIPESTATUS[0]} -eq 0 ]] || { echo "error: trbert-$stage training failed" >&2; exit 1; }
+  echo "$(( $(date +%s) - start ))" > "$save_dir/train_seconds"
+}
