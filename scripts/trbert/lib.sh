@@ -43,7 +43,7 @@ trbert_train() {
     --init-token 0 --separator-token 2 --max-positions "$MAX_POSITIONS" \
     --arch "$ARCH" "${reduce[@]}" --criterion trbert --trbert-stage "$stage" \
     --finetune-from-model "$init_from" \
-    --optimizer adam --adam-betas "(0.9,0.98)" --adam-eps 1e-08 --weight-decay "${WEIGHT_DECAY:-0}" \
+    --optimizer adam --adam-betas "(0.9,0.999)" --adam-eps 1e-08 --weight-decay "${WEIGHT_DECAY:-0}" \
     --clip-norm "${CLIP_NORM:-1.0}" --lr-scheduler polynomial_decay --lr "$lr" \
     --total-num-update "$updates" --warmup-updates "$warmup" --max-update "$updates" \
     --batch-size "$batch" --update-freq "$update_freq" --required-batch-size-multiple 1 \
