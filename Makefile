@@ -9,8 +9,7 @@ FAIRSEQ_VERSION := 0.12.3.1
 # pytest workers; CI has 2 cores
 TEST_WORKERS ?= 2
 
-.PHONY: install test test-fast demo bench data clean-env \
-        demo-srp demo-ltp demo-trbert demo-kprune bench-srp bench-ltp bench-trbert bench-kprune
+.PHONY: install test test-fast demo bench data clean-env
 
 install: $(STAMP)
 
@@ -40,8 +39,9 @@ test-fast: install
 demo: install
 	PATH=$(abspath $(BIN)):$$PATH bash scripts/demo/run.sh
 
+# the reproduction suite (hours; resumable: rerun to continue). METHODS="kprune ltp" selects methods.
 bench: install
-	PATH=$(abspath $(BIN)):$$PATH bash scripts/bench.sh
+	PATH=$(abspath $(BIN)):$$PATH $(BIN)/python scripts/bench/run.py
 
 clean-env:
 	rm -rf $(VENV) *.egg-info

@@ -3,7 +3,7 @@
     python scripts/bench_srp.py                    # -> results/srp.json, results/srp.md
     python scripts/bench_srp.py --only-paper-size  # the paper-size section alone; prints, writes nothing
 
-Uses the demo's checkpoints (runs scripts/demo-srp.sh first if they are missing; it caches). Measures
+Uses the demo's checkpoints (runs scripts/demo/srp.sh first if they are missing; it caches). Measures
 - parameter and FLOPs-per-sentence ratios pruned/base (FLOPs averaged over the test pairs);
 - generation wall time on the same test set (beam 5, batch 128, as the original's test), both models
   timed in this process, interleaved, best of REPEATS runs each;
@@ -75,8 +75,8 @@ PAPER_STEP_TOKENS = int(os.environ.get("PAPER_STEP_TOKENS", 1024))
 def ensure_checkpoints():
     if BASE.exists() and PRUNED.exists():
         return
-    print(f"bench_srp: {BASE} or {PRUNED} missing, running scripts/demo-srp.sh", flush=True)
-    subprocess.run(["bash", "scripts/demo-srp.sh"], check=True, env=dict(os.environ, DATA=DATA))
+    print(f"bench_srp: {BASE} or {PRUNED} missing, running scripts/demo/srp.sh", flush=True)
+    subprocess.run(["bash", "scripts/demo/srp.sh"], check=True, env=dict(os.environ, DATA=DATA))
 
 
 def generate(task, model, batches, forced_len=None):
@@ -325,7 +325,7 @@ def bench_paper_size(task, demo_base, with_steps=True):
 
     base = build_paper_model(task)
     # the pruning runs load the base weights into a model with the weighted layer norm (WEIGHTED_LN),
-    # as scripts/srp-stage*.sh do; the base keeps the plain one it was trained with
+    # as scripts/srp/stage*.sh do; the base keeps the plain one it was trained with
     pruned = build_paper_model(task, weighted_layernorm=WEIGHTED_LN)
     pruned.load_state_dict(base.state_dict())
     removed = prune_two_stages(pruned, task, PAPER_RATE, score_batches)

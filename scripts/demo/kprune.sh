@@ -65,49 +65,11 @@ for name in base pruned; do
   grep "valid on" "$OUT/validate-$name.log" | sed "s/^/[$name] /"
 done
 
-# CPU throughput of both models in one process, taking turns on the same dev batches
-python -m user_dir.kprune.measure "$DATA" --path "$BASELINE" --path "$OUT/checkpoint_pruned.pt" \
-  --splits valid --batch-sizes 1,32 --threads "$THREADS" --json "$OUT/measure.json" > "$OUT/measure.log" 2>&1 \
+# accuracy, FLOPs and CPU throughput of both models in one process (the bench's harness, user_dir/bench)
+python -m user_dir.bench.compare "$DATA" --model "base=$BASELINE" --model "pruned=$OUT/checkpoint_pruned.pt" \
+  --splits valid,test --batch-sizes 1,32 --threads "$THREADS" --out "$OUT/measure.json" > "$OUT/measure.log" 2>&1 \
   || { tail -20 "$OUT/measure.log" >&2; exit 1; }
-
-python - "$OUT" "$DATA" "$CONSTRAINT" <<'PY'
-import json, re, sys
-out, data, constraint = sys.argv[1], sys.argv[2], float(sys.argv[3])
-
-def accuracies(name):
-    acc = {}
-    for line in open(f"{out}/validate-{name}.log"):
-        m = re.search(r"valid on '(\w+)' subset .*?accuracy ([0-9.]+)", line)
-        if m:
-            acc[m.group(1)] = float(m.group(2))
-    return acc
-
-log = json.load(open(f"{out}/kprune_log.json"))
-measured = json.load(open(f"{out}/measure.json"))
-base_m, pruned_m = measured["rows"]
-rows = []
-for name, m, acc in (("base", base_m, accuracies("base")),
-                     (f"kprune-{int(round(100 * constraint))}%", pruned_m, accuracies("pruned"))):
-    rows.append({
-        "model": name,
-        "accuracy": acc["test"], "dev_accuracy": acc["valid"],
-        "relative_flops": m["mflops"] / base_m["mflops"], "mflops_per_seq": m["mflops"],
-        "seq_per_s_b1": m["seq_per_s_b1"], "seq_per_s_b32": m["seq_per_s_b32"],
-        "speedup_b1": m["seq_per_s_b1"] / base_m["seq_per_s_b1"],
-        "speedup_b32": m["seq_per_s_b32"] / base_m["seq_per_s_b32"],
-        "pruning_seconds": 0.0 if name == "base" else log["loop_seconds"],
-        "heads": m["heads"], "ffn": m["ffn"],
-    })
-result = {"method": "kprune", "task": f"{data.rstrip('/').split('/')[-1]} (test accuracy; MiniLM-L6, CPU, "
-          f"{measured['threads']} threads; FLOPs at n = {log['avg_length']:.1f})", "rows": rows,
-          "settings": log["settings"], "peak_rss_mb": log["peak_rss_mb"],
-          "tokens": log["tokens"], "examples": log["examples"]}
-json.dump(result, open("results/demo/kprune.json", "w"), indent=1)
-keys = ["model", "accuracy", "dev_accuracy", "relative_flops", "speedup_b1", "speedup_b32", "pruning_seconds"]
-print(" | ".join(keys))
-for r in rows:
-    print(" | ".join(f"{r[k]:.4g}" if isinstance(r[k], float) else str(r[k]) for k in keys))
-print(f"heads per layer: {rows[0]['heads']} -> {rows[1]['heads']}")
-print(f"FFN per layer:   {rows[0]['ffn']} -> {rows[1]['ffn']}")
-print("written results/demo/kprune.json")
-PY
+EXTRA=$(python -c "import json; log = json.load(open('$OUT/kprune_log.json')); print(json.dumps({'pruning_seconds': log['loop_seconds'], 'settings': log['settings'], 'peak_rss_mb': log['peak_rss_mb']}))")
+python scripts/demo/rows.py "$OUT/measure.json" --method kprune --split test \
+  --task "$(basename "$DATA") (test accuracy; MiniLM-L6, no retraining)" --label base=base \
+  --label "pruned=kprune-$(python -c "print(round(100 * $CONSTRAINT))")%" --extra "$EXTRA" --out results/demo/kprune.json

@@ -7,7 +7,7 @@ import sys
 import textwrap
 from pathlib import Path
 
-QUALITY_KEYS = ("bleu", "accuracy", "acc")
+QUALITY_KEYS = ("quality", "bleu", "accuracy", "acc")
 COST_KEYS = ("relative_flops", "flops_ratio", "flops", "flops_per_sentence", "gflops")
 
 

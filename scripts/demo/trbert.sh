@@ -15,26 +15,18 @@ bash scripts/trbert/demo-stages.sh "$ALPHA"
 
 MEASURE="$OUT/measure-test.json"
 if [[ ! -f "$MEASURE" || "${FORCE:-0}" == 1 ]]; then
-  python -m user_dir.trbert.measure data-bin/reviews --split test --threads "$THREADS" \
-    --model "base=checkpoints/baseline-reviews/checkpoint_best.pt" \
-    --model "trbert alpha=$ALPHA=$OUT/joint/checkpoint_last.pt" \
-    --batch-size 16 --timing-examples "${TIMING_EXAMPLES:-48}" --repeats 2 --out "$MEASURE"
+  # the harness of the bench (user_dir/bench); batch 1 over TIMING_EXAMPLES reviews, batch 16
+  python -m user_dir.bench.compare data-bin/reviews --splits valid,test --threads "$THREADS" \
+    --model "base=checkpoints/baseline-reviews/checkpoint_best.pt" --model "trbert=$OUT/joint/checkpoint_last.pt" \
+    --batch-sizes 1,16 --timing-limit "1:${TIMING_EXAMPLES:-48},16:${TIMING_EXAMPLES:-48}" --rounds 2 --out "$MEASURE"
 fi
 mkdir -p results/demo
-python - "$MEASURE" "$OUT/joint/validate.json" "$RESULT" <<'PY'
+python - "$MEASURE" "$OUT/joint/validate.json" <<'PY'
 import json, sys
-measure, validate, out = sys.argv[1:4]
-m = json.load(open(measure))
-v = json.load(open(validate))
+m = json.load(open(sys.argv[1]))["models"]["trbert"]["test"]
+v = json.load(open(sys.argv[2]))["test"]
 # the in-process measurement and stock fairseq-validate must agree on the TR-BERT model
-assert abs(m["rows"][1]["accuracy"] - v["test"]["accuracy"]) < 0.01, (m["rows"][1], v["test"])
-# demo/report.py plots accuracy against "relative_flops"
-keys = {"accuracy": "accuracy", "relative_flops": "rel_flops", "throughput_b1": "throughput_b1",
-        "throughput_b16": "throughput_b16", "speedup_b1": "speedup_b1", "speedup_b16": "speedup_b16"}
-rows = [{"model": r["model"], **{k: r[src] for k, src in keys.items()}} for r in m["rows"]]
-result = {"method": "trbert",
-          "task": f"long reviews, MiniLM-L6, {m['examples']} test ex.; throughput ex/s, {m['threads']} CPU threads",
-          "rows": rows}
-json.dump(result, open(out, "w"), indent=1)
-print(json.dumps(result, indent=1))
+assert abs(m["accuracy"] - v["accuracy"]) < 0.01, (m, v)
 PY
+python scripts/demo/rows.py "$MEASURE" --method trbert --split test \
+  --task "long reviews (test), MiniLM-L6" --label base=base --label "trbert=TR-BERT alpha $ALPHA" --out "$RESULT"

@@ -44,19 +44,28 @@ ltp_task_args() {
 # ltp_train SAVE_DIR RESTORE OPTIMIZER EPOCHS LR [pruning flags...]: the fine-tuning run every stage
 # shares (restore a checkpoint with fresh optimizer/schedule, polynomial decay over EPOCHS, keep the
 # best dev accuracy); the stage's own flags (prune mode, masking, thresholds) follow.
+# An interrupted run (SAVE_DIR/checkpoint_last.pt exists) continues from where it stopped, with its
+# optimizer, schedule and data position; RESUME=0 starts over from RESTORE.
 ltp_train() {
   local save_dir="$1" restore="$2" optimizer="$3" epochs="$4" lr="$5"; shift 5
+  local start_args=(--restore-file "$restore" --reset-optimizer --reset-dataloader --reset-meters --reset-lr-scheduler)
+  local tee_args=()
   mkdir -p "$save_dir"
+  if [[ -f "$save_dir/checkpoint_last.pt" && "${RESUME:-1}" == 1 ]]; then
+    echo "ltp: resuming from $save_dir/checkpoint_last.pt (RESUME=0 starts over)"
+    start_args=(--restore-file "$save_dir/checkpoint_last.pt")
+    tee_args=(-a)
+  fi
   # shellcheck disable=SC2046,SC2086
   fairseq-train "$DATA" $(ltp_task_args) --arch "$ARCH" --criterion ltp_sentence_prediction "$@" \
-    --restore-file "$restore" --reset-optimizer --reset-dataloader --reset-meters --reset-lr-scheduler \
+    "${start_args[@]}" \
     --optimizer "$optimizer" --weight-decay "$WEIGHT_DECAY" --clip-norm 0.0 \
     --lr-scheduler polynomial_decay --lr "$lr" --total-num-update "$(ltp_total_updates "$epochs")" \
     --warmup-updates 0 --batch-size "$BATCH" --max-epoch "$epochs" --required-batch-size-multiple 1 \
     --dropout "$DROPOUT" --attention-dropout "$DROPOUT" --seed "$SEED" --num-workers 0 \
     --best-checkpoint-metric accuracy --maximize-best-checkpoint-metric --no-epoch-checkpoints \
     --save-dir "$save_dir" --log-format simple --log-interval 50 $DEVICE_ARGS $EXTRA_ARGS \
-    2>&1 | tee "$save_dir/train.log"
+    2>&1 | tee "${tee_args[@]}" "$save_dir/train.log"
 }
 
 # ltp_total_updates EPOCHS: updates of EPOCHS passes over the training split at BATCH

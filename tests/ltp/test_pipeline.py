@@ -70,6 +70,19 @@ def test_soft_then_hard_then_validate(tiny, finetuned, cli):
         # the thresholds the validation reports are the schedule plus the learned delta
         assert figures["thr_l1"] == pytest.approx(0.01 * 1 / LAYERS + float(soft_delta[1]), abs=1e-5)
 
+    # the bench's harness (user_dir/bench) measures the same accuracy, FLOPs and kept tokens in-process
+    measure = root / "measure.json"
+    cli(["python", "-m", "user_dir.bench.compare", enc.data_dir, "--model", f"base={finetuned}",
+         "--model", f"ltp={root / 'hard' / 'checkpoint_best.pt'}", "--batch-sizes", "4", "--rounds", "1",
+         "--out", measure])
+    measured = json.loads(measure.read_text())["models"]
+    for subset in ("valid", "test"):
+        # fairseq logs accuracy with one decimal
+        assert measured["ltp"][subset]["accuracy"] == pytest.approx(result[subset]["accuracy"], abs=0.051)
+        assert measured["ltp"][subset]["relative_flops"] == pytest.approx(result[subset]["rel_flops"], abs=1e-3)
+        for i in range(LAYERS):
+            assert measured["ltp"][subset][f"kept_l{i}"] == pytest.approx(result[subset][f"keep_l{i}"], abs=1e-3)
+
     # the original's masking-only inference scores exactly the same
     masked = cli(["fairseq-validate", *enc.validate_args(root / "hard" / "checkpoint_best.pt", subset="valid,test",
                                                        extra=["--criterion", "ltp_sentence_prediction",
@@ -122,3 +135,22 @@ def test_checkpoint_of_another_architecture_is_refused(tiny, finetuned, cli, tmp
     assert (f"checkpoint encoder has {LAYERS} layers of width 32, but --arch ltp_roberta_minilm builds 6 layers "
             f"of width 384") in proc.stdout
     assert "train_inner" not in proc.stdout
+
+
+def test_an_interrupted_stage_resumes_from_its_last_checkpoint(tiny, finetuned, cli):
+    """A rerun into a folder holding checkpoint_last.pt continues (optimizer, schedule, epoch) instead
+    of restarting from RESTORE; RESUME=0 starts over."""
+    enc, root = tiny
+    save = root / "resume"
+    cli(_script(enc, "topk.sh", save, RESTORE=finetuned, KEEP_RATE="0.5", VALIDATE=0, EPOCHS=1))
+    first = torch.load(save / "checkpoint_last.pt", map_location="cpu", weights_only=False)
+    assert first["extra_state"]["train_iterator"]["epoch"] == 2  # fairseq stores the next epoch
+    # as if a 2-epoch run had been stopped after its first epoch
+    again = cli(_script(enc, "topk.sh", save, RESTORE=finetuned, KEEP_RATE="0.5", VALIDATE=0, EPOCHS=2))
+    assert "resuming from" in again.stdout and "begin training epoch 2" in again.stdout
+    assert "begin training epoch 1" not in again.stdout
+    second = torch.load(save / "checkpoint_last.pt", map_location="cpu", weights_only=False)
+    assert second["optimizer_history"][-1]["num_updates"] == 2 * first["optimizer_history"][-1]["num_updates"]
+    assert "begin training epoch 1" in (save / "train.log").read_text()  # the log of the first sitting is kept
+    fresh = cli(_script(enc, "topk.sh", save, RESTORE=finetuned, KEEP_RATE="0.5", VALIDATE=0, EPOCHS=1, RESUME=0))
+    assert "resuming from" not in fresh.stdout and "begin training epoch 1" in fresh.stdout

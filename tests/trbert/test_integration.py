@@ -71,17 +71,18 @@ def test_pipeline_through_fairseq_cli(enc, tmp_path, cli):
         assert 0 <= m["accuracy"] <= 100
         assert 0 < m["rel_flops"] <= 1.0 + 1e-6 and 0 < m["kept_l2"] <= m["kept_l1"] <= 1
 
-    # the demo/bench measurement (in-process, batch 16) agrees with fairseq-validate (batch 8)
+    # the bench's harness (in-process, batch 32 for quality) agrees with fairseq-validate (batch 8)
     result = tmp_path / "measure.json"
-    cli(["python", "-m", "user_dir.trbert.measure", enc.data_dir, "--model", f"base={finetuned}",
-         "--model", f"trbert={joint / 'checkpoint_last.pt'}", "--split", "test", "--timing-examples", "4",
-         "--repeats", "1", "--threads", "1", "--out", result])
-    base, trbert = json.loads(result.read_text())["rows"]
-    assert base["rel_flops"] == 1.0 and base["speedup_b1"] == 1.0
-    assert trbert["accuracy"] == pytest.approx(metrics["test"]["accuracy"], abs=0.01)
-    assert trbert["rel_flops"] == pytest.approx(metrics["test"]["rel_flops"], abs=1e-3)
-    assert trbert["kept_l1"] == pytest.approx(metrics["test"]["kept_l1"], abs=1e-3)
-    assert trbert["throughput_b1"] > 0 and trbert["throughput_b16"] > 0
+    cli(["python", "-m", "user_dir.bench.compare", enc.data_dir, "--model", f"base={finetuned}",
+         "--model", f"trbert={joint / 'checkpoint_last.pt'}", "--splits", "test", "--batch-sizes", "1,16",
+         "--timing-limit", "1:4,16:4", "--rounds", "1", "--threads", "1", "--out", result])
+    models = json.loads(result.read_text())["models"]
+    base, trbert = models["base"], models["trbert"]
+    assert base["test"]["relative_flops"] == 1.0 and base["b1"]["speedup"]["median"] == 1.0
+    assert trbert["test"]["accuracy"] == pytest.approx(metrics["test"]["accuracy"], abs=0.051)  # logged with 1 decimal
+    assert trbert["test"]["relative_flops"] == pytest.approx(metrics["test"]["rel_flops"], abs=1e-3)
+    assert trbert["test"]["kept_l1"] == pytest.approx(metrics["test"]["kept_l1"], abs=1e-3)
+    assert trbert["b1"]["throughput"]["median"] > 0 and trbert["b16"]["throughput"]["median"] > 0
 
 
 def test_bad_reduction_layer_fails_before_training(enc, tmp_path, cli):

@@ -1,0 +1,96 @@
+"""The timing protocol every published speed figure of the project follows.
+
+Several models are timed on the same list of batches in one process:
+
+1. the thread count is fixed (``torch.set_num_threads``) for the whole measurement;
+2. each model makes one untimed warm-up pass (allocator, kernel selection);
+3. ``rounds`` timed rounds follow; in a round every model makes one pass over all batches, in an
+   order that rotates from round to round, so a drift of the machine's load hits every model alike;
+   a pass is repeated until it lasts ``min_seconds`` so short passes are not dominated by the clock;
+4. per model: the median throughput (examples / s) over the rounds with its min and max, from wall
+   time and from process CPU time; per pair: the speed-up is the median of the per-round ratios
+   (model / reference in the same round), with their min and max.
+
+On an idle machine wall and CPU time agree; when they do not, the machine was busy and the CPU-time
+ratio is the steadier of the two.
+"""
+import statistics
+import time
+from dataclasses import asdict, dataclass
+from typing import Callable, Dict, List, Sequence
+
+import torch
+
+
+@dataclass(frozen=True)
+class Protocol:
+    threads: int = 1
+    rounds: int = 5
+    min_seconds: float = 0.5
+
+    def describe(self) -> str:
+        return (f"{self.threads} thread(s), 1 warm-up pass, median of {self.rounds} interleaved rounds "
+                f"(each pass >= {self.min_seconds} s), min-max in brackets")
+
+    def as_dict(self) -> dict:
+        return asdict(self)
+
+
+def _one_pass(run: Callable, batches: Sequence, min_seconds: float):
+    """(examples, wall s, cpu s) of repeated passes over ``batches`` lasting at least ``min_seconds``."""
+    n, wall0, cpu0 = 0, time.perf_counter(), time.process_time()
+    while True:
+        for batch in batches:
+            run(batch)
+            n += _batch_size(batch)
+        wall = time.perf_counter() - wall0
+        if wall >= min_seconds:
+            return n, wall, time.process_time() - cpu0
+
+
+def _batch_size(batch) -> int:
+    if isinstance(batch, torch.Tensor):
+        return batch.size(0)
+    if isinstance(batch, dict) and "nsentences" in batch:
+        return int(batch["nsentences"])
+    return len(batch)
+
+
+def _spread(values: List[float]) -> dict:
+    return {"median": statistics.median(values), "min": min(values), "max": max(values)}
+
+
+@torch.inference_mode()
+def time_models(runners: Dict[str, Callable], batches: Sequence, protocol: Protocol,
+                reference: str = None) -> Dict[str, dict]:
+    """Throughput of every runner on ``batches``; the first runner (or ``reference``) is the reference.
+
+    ``runners`` map a name to a callable that processes one batch. Returns, per name:
+    ``throughput`` / ``throughput_cpu`` (median, min, max examples per second), ``examples`` per
+    pass, and ``speedup`` / ``speedup_cpu`` (median, min, max of per-round ratios to the reference).
+    """
+    if not runners:
+        return {}
+    torch.set_num_threads(protocol.threads)
+    names = list(runners)
+    reference = reference or names[0]
+    for name in names:  # warm-up
+        _one_pass(runners[name], batches, 0.0)
+    wall: Dict[str, List[float]] = {n: [] for n in names}
+    cpu: Dict[str, List[float]] = {n: [] for n in names}
+    examples = {}
+    for r in range(protocol.rounds):
+        for name in names[r % len(names):] + names[:r % len(names)]:
+            n, w, c = _one_pass(runners[name], batches, protocol.min_seconds)
+            examples[name] = n
+            wall[name].append(n / w)
+            cpu[name].append(n / max(c, 1e-9))
+    out = {}
+    for name in names:
+        out[name] = {
+            "examples_per_pass": sum(_batch_size(b) for b in batches),
+            "throughput": _spread(wall[name]), "throughput_cpu": _spread(cpu[name]),
+            "speedup": _spread([a / b for a, b in zip(wall[name], wall[reference])]),
+            "speedup_cpu": _spread([a / b for a, b in zip(cpu[name], cpu[reference])]),
+        }
+    return out
