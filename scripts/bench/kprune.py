@@ -28,6 +28,18 @@ def kwon_available() -> bool:
     return "--method" in cli.get_parser().format_help()
 
 
+def prune(st, data: str, baseline: str, key: str, constraint: str):
+    """One fairseq-kprune run (variant ``key`` of VARIANTS) as a bench step; returns its folder."""
+    step = f"kprune/{key}-{constraint}"
+    folder = BENCH_ROOT / step
+    cmd = ["fairseq-kprune", data, "--user-dir", "user_dir", "--path", baseline, "--constraint", constraint,
+           "--num-tokens", NUM_TOKENS, "--seed", SEED, "--batch-size", "32", "--save-dir", str(folder),
+           "--cpu", "--no-progress-bar"] + VARIANTS[key][3]
+    st.run(step, cmd, settings=" ".join(cmd[3:]),
+           env={"OMP_NUM_THREADS": TRAIN_THREADS, "MKL_NUM_THREADS": TRAIN_THREADS, "PYTHONWARNINGS": "ignore"})
+    return folder
+
+
 def run():
     st = steps()
     data = prepare_encoder_data(st, "sentiment")
@@ -37,16 +49,8 @@ def run():
         log("Kwon et al.'s baseline is not available in this checkout (fairseq-kprune --method kwon): skipped")
     pruned = []  # (variant, constraint, folder)
     for c in CONSTRAINTS:
-        for key, (_, _, _, extra) in variants.items():
-            step = f"kprune/{key}-{c}"
-            folder = BENCH_ROOT / step
-            cmd = ["fairseq-kprune", data, "--user-dir", "user_dir", "--path", baseline, "--constraint", c,
-                   "--num-tokens", NUM_TOKENS, "--seed", SEED, "--batch-size", "32", "--save-dir", str(folder),
-                   "--cpu", "--no-progress-bar"] + extra
-            st.run(step, cmd, settings=" ".join(cmd[3:]),
-                   env={"OMP_NUM_THREADS": TRAIN_THREADS, "MKL_NUM_THREADS": TRAIN_THREADS,
-                        "PYTHONWARNINGS": "ignore"})
-            pruned.append((key, c, folder))
+        for key in variants:
+            pruned.append((key, c, prune(st, data, baseline, key, c)))
     specs = [f"base={baseline}"] + [f"{key}-{c}={folder / 'checkpoint_pruned.pt'}" for key, c, folder in pruned]
     measured = measure(st, "kprune/measure", data, specs, settings="all models")
     write(pruned, measured, st)

@@ -82,24 +82,33 @@ def _train_env(data, **extra):
     return {"DATA": data, "THREADS": TRAIN_THREADS, "VALIDATE": "0", "PYTHONWARNINGS": "ignore", **extra}
 
 
+def learn(st, data: str, start: str, prefix: str, norm: str, lam: str) -> str:
+    """LTP's two stages from the checkpoint ``start`` as bench steps ``<prefix>/soft`` and ``/hard``;
+    returns the hard stage's best checkpoint."""
+    soft_settings = (f"base={start} lambda={lam} norm={norm} epochs={SOFT_EPOCHS} lr={LR} "
+                     f"thr_lr={THRESHOLD_LR} T={TEMPERATURE} F={FINAL_THRESHOLD}")
+    soft = st.run(f"{prefix}/soft", ["bash", "scripts/ltp/soft.sh"], soft_settings, _train_env(
+        data, SAVE_DIR=str(BENCH_ROOT / f"{prefix}/soft"), RESTORE=start, LAMBDA=lam,
+        REG_NORM=norm, EPOCHS=str(SOFT_EPOCHS), LR=LR, THRESHOLD_LR=THRESHOLD_LR,
+        TEMPERATURE=TEMPERATURE, FINAL_THRESHOLD=FINAL_THRESHOLD))
+    hard = st.run(f"{prefix}/hard", ["bash", "scripts/ltp/hard.sh"],
+                  soft_settings + f" | hard epochs={HARD_EPOCHS} lr={HARD_LR}", _train_env(
+        data, SAVE_DIR=str(BENCH_ROOT / f"{prefix}/hard"), SOFT=str(soft / "checkpoint_last.pt"),
+        EPOCHS=str(HARD_EPOCHS), LR=HARD_LR, FINAL_THRESHOLD=FINAL_THRESHOLD))
+    return str(hard / "checkpoint_best.pt")
+
+
+def learned_models(st, data: str, baseline: str):
+    """(norm, lambda, hard checkpoint) of every learned-threshold run of the suite."""
+    return [(norm, lam, learn(st, data, baseline, f"ltp/{norm}-{lam}", norm, lam))
+            for norm, lambdas in LAMBDAS.items() for lam in lambdas]
+
+
 def run():
     st = steps()
     data = prepare_encoder_data(st, "sentiment")
     baseline = encoder_baseline(st, data, BASE_EPOCHS)
-    learned = []  # (norm, lambda, hard checkpoint)
-    for norm, lambdas in LAMBDAS.items():
-        for lam in lambdas:
-            soft_settings = (f"base={baseline} lambda={lam} norm={norm} epochs={SOFT_EPOCHS} lr={LR} "
-                             f"thr_lr={THRESHOLD_LR} T={TEMPERATURE} F={FINAL_THRESHOLD}")
-            soft = st.run(f"ltp/{norm}-{lam}/soft", ["bash", "scripts/ltp/soft.sh"], soft_settings, _train_env(
-                data, SAVE_DIR=str(BENCH_ROOT / f"ltp/{norm}-{lam}/soft"), RESTORE=baseline, LAMBDA=lam,
-                REG_NORM=norm, EPOCHS=str(SOFT_EPOCHS), LR=LR, THRESHOLD_LR=THRESHOLD_LR,
-                TEMPERATURE=TEMPERATURE, FINAL_THRESHOLD=FINAL_THRESHOLD))
-            hard = st.run(f"ltp/{norm}-{lam}/hard", ["bash", "scripts/ltp/hard.sh"],
-                          soft_settings + f" | hard epochs={HARD_EPOCHS} lr={HARD_LR}", _train_env(
-                data, SAVE_DIR=str(BENCH_ROOT / f"ltp/{norm}-{lam}/hard"), SOFT=str(soft / "checkpoint_last.pt"),
-                EPOCHS=str(HARD_EPOCHS), LR=HARD_LR, FINAL_THRESHOLD=FINAL_THRESHOLD))
-            learned.append((norm, lam, str(hard / "checkpoint_best.pt")))
+    learned = learned_models(st, data, baseline)
 
     # operating points of the baselines: the dev FLOPs of the three `tokens` LTP models
     probe = measure(st, "ltp/flops-probe", data, [f"base={baseline}"] + [
