@@ -1,4 +1,5 @@
-"""``fairseq-kprune`` / ``python -m user_dir.kprune``: the command line of Kprune."""
+"""``fairseq-kprune`` / ``python -m user_dir.kprune``: the command line of Kprune (and, with
+``--method kwon``, of the Kwon et al. baseline on the same sample, constraint and checkpoint format)."""
 import argparse
 import json
 import logging
@@ -14,6 +15,8 @@ from user_dir.kprune.checkpoint import (
 )
 from user_dir.kprune.data import KpruneDataError, average_length, example_lengths, sample_batches
 from user_dir.kprune.flops import flops_model_for, fvcore_layer_flops, model_sizes
+from user_dir.kprune.kwon import KwonSettings, fold_and_slice, prune_kwon
+from user_dir.kprune.kwon import masked_logits as kwon_masked_logits
 from user_dir.kprune.prune import KpruneSettings, apply_pruning, kprune, masked_logits
 
 logger = logging.getLogger("fairseq_cli.kprune")
@@ -52,11 +55,34 @@ DESCRIPTION = f"""Kprune: retraining-free structured pruning of a fine-tuned enc
 
 removes attention heads and FFN neurons of a fine-tuned prunable_roberta sentence classifier
 until at least --constraint of its FLOPs are gone, and writes OUT/{CHECKPOINT_NAME} and
-OUT/{LOG_NAME}. Score the result with the stock tool:
+OUT/{LOG_NAME}. With --method kwon the same is done by the baseline Kprune builds on (Kwon et
+al., NeurIPS 2022: Fisher mask search, mask rearrangement, mask tuning), on the same sample.
+Score the result with the stock tool:
 
     fairseq-validate DATA --user-dir user_dir --task sentence_prediction \\
         --criterion sentence_prediction --path OUT/{CHECKPOINT_NAME} --batch-size 32
 """
+
+
+# options of one method only: dest -> (option, default). They are parsed with argparse.SUPPRESS,
+# so an option that was given can be told from one that was not; the defaults are filled in by
+# resolve_method_options, and giving the other method's options is an error.
+KPRUNE_ONLY = {
+    "lam_pred": ("--lam-pred", 1.0),
+    "lam_rep": ("--lam-rep", 2.5e-4),
+    "mu": ("--mu", None),
+    "T": ("--T", 2.0),
+    "sublayerwise_tuning": ("--sublayerwise-tuning", False),
+    "ridge": ("--ridge", 0.0),
+}
+KWON_ONLY = {
+    "kwon_no_rearrange": ("--kwon-no-rearrange", False),
+    "kwon_no_rescale": ("--kwon-no-rescale", False),
+    "kwon_damp": ("--kwon-damp", 1.0),
+    "kwon_full_teacher": ("--kwon-full-teacher", False),
+    "kwon_per_batch_fisher": ("--kwon-per-batch-fisher", False),
+}
+METHOD_OPTIONS = {"kprune": KPRUNE_ONLY, "kwon": KWON_ONLY}
 
 
 def get_parser() -> argparse.ArgumentParser:
@@ -83,28 +109,67 @@ def get_parser() -> argparse.ArgumentParser:
                         "used if it does not exist (default: %(default)s)")
     g.add_argument("--no-progress-bar", action="store_true", help="no progress bar over the sublayers")
 
-    k = p.add_argument_group("Kprune")
-    k.add_argument("--constraint", type=_open_interval, required=True, metavar="C",
+    m = p.add_argument_group("pruning (both methods)")
+    m.add_argument("--method", choices=sorted(METHOD_OPTIONS), default="kprune",
+                   help="kprune: Kprune (Park et al., ICLR 2024); kwon: the retraining-free baseline it "
+                        "builds on (Kwon et al., NeurIPS 2022: Fisher mask search, mask rearrangement, "
+                        "mask tuning), same sample, constraint and output (default: %(default)s)")
+    m.add_argument("--constraint", type=_open_interval, required=True, metavar="C",
                    help="fraction of the model's FLOPs to remove, in (0, 1) (e.g. 0.5)")
-    k.add_argument("--num-tokens", type=_positive(int), default=100000, metavar="N",
-                   help="tokens of training data to measure knowledge on: min(N / average length, "
-                        "|train|) examples are drawn (default: %(default)s)")
-    k.add_argument("--lam-pred", type=_non_negative, default=1.0, metavar="W",
-                   help="weight of predictive knowledge in the importance score (default: %(default)s)")
-    k.add_argument("--lam-rep", type=_non_negative, default=2.5e-4, metavar="W",
-                   help="weight of representational knowledge in the importance score (default: %(default)s)")
-    k.add_argument("--mu", type=_positive(float), default=None, metavar="M",
+    m.add_argument("--num-tokens", type=_positive(int), default=100000, metavar="N",
+                   help="tokens of training data to prune with: min(N / average length, |train|) "
+                        "examples are drawn (default: %(default)s)")
+    m.add_argument("--num-samples", type=_positive(int), default=None, metavar="N",
+                   help="draw N examples instead of --num-tokens' worth (Kwon et al.'s original used "
+                        "2048; default: use --num-tokens)")
+
+    k = p.add_argument_group("Kprune only (an error with --method kwon)")
+    S = argparse.SUPPRESS
+    k.add_argument("--lam-pred", type=_non_negative, default=S, metavar="W",
+                   help="weight of predictive knowledge in the importance score (default: 1.0)")
+    k.add_argument("--lam-rep", type=_non_negative, default=S, metavar="W",
+                   help="weight of representational knowledge in the importance score (default: 2.5e-4)")
+    k.add_argument("--mu", type=_positive(float), default=S, metavar="M",
                    help="factor on head scores, which are means over a head's dimensions "
                         "(default: the model's head size)")
-    k.add_argument("--T", type=_positive(float), default=2.0, metavar="T",
-                   help="softmax temperature of the predictive (KL) loss (default: %(default)s)")
-    k.add_argument("--sublayerwise-tuning", action="store_true",
+    k.add_argument("--T", type=_positive(float), default=S, metavar="T",
+                   help="softmax temperature of the predictive (KL) loss (default: 2.0)")
+    k.add_argument("--sublayerwise-tuning", action="store_true", default=S,
                    help="KPWT: after each sublayer is decided, refit its output projection to the "
                         "teacher by least squares")
-    k.add_argument("--ridge", type=_non_negative, default=0.0, metavar="R",
-                   help="KPWT ridge, relative to the mean diagonal of XᵀX (default: %(default)s, plain "
-                        "least squares)")
+    k.add_argument("--ridge", type=_non_negative, default=S, metavar="R",
+                   help="KPWT ridge, relative to the mean diagonal of XᵀX (default: 0, plain least squares)")
+
+    w = p.add_argument_group("Kwon et al. only (an error with --method kprune; defaults: the original's, "
+                             "except the per-example Fisher)")
+    w.add_argument("--kwon-no-rearrange", action="store_true", default=S,
+                   help="skip mask rearrangement (the greedy swaps with the within-layer Fisher)")
+    w.add_argument("--kwon-no-rescale", action="store_true", default=S,
+                   help="skip mask tuning (the layer-wise least squares on the kept mask values)")
+    w.add_argument("--kwon-damp", type=_non_negative, default=S, metavar="D",
+                   help="damping of the LSMR solve in mask tuning (default: 1.0)")
+    w.add_argument("--kwon-full-teacher", action="store_true", default=S,
+                   help="tune the masks towards the unpruned model instead of the original's teacher "
+                        "(the search's result at the milder constraint 1 - sqrt(1 - C))")
+    w.add_argument("--kwon-per-batch-fisher", action="store_true", default=S,
+                   help="one mask gradient per mini-batch (of its mean loss), as the original code, "
+                        "instead of one per example as the paper's Fisher")
     return p
+
+
+def resolve_method_options(args) -> None:
+    """Fill in the defaults of ``args.method``'s own options; refuse the other method's options."""
+    method = getattr(args, "method", "kprune")
+    args.method = method
+    for other, options in METHOD_OPTIONS.items():
+        if other == method:
+            continue
+        given = [option for dest, (option, _) in options.items() if hasattr(args, dest)]
+        if given:
+            raise KpruneInputError(f"{given[0]}: only for --method {other}, not --method {method}")
+    for dest, (_, default) in METHOD_OPTIONS[method].items():
+        if not hasattr(args, dest):
+            setattr(args, dest, default)
 
 
 def _setup_logging():
@@ -137,6 +202,7 @@ def _load_split(task, split: str, data: str, option: str):
 def main(args) -> dict:
     from fairseq import utils
 
+    resolve_method_options(args)
     if args.user_dir:
         utils.import_user_module(args)
     torch.manual_seed(args.seed)
@@ -157,9 +223,13 @@ def main(args) -> dict:
     flops = flops_model_for(model, n)
     try:
         batches = sample_batches(train, args.num_tokens, args.batch_size, args.seed,
-                                 task.source_dictionary.pad(), model.max_positions(), device)
+                                 task.source_dictionary.pad(), model.max_positions(), device,
+                                 num_examples=getattr(args, "num_samples", None))
     except KpruneDataError as e:
         raise KpruneInputError(f"data: {args.train_subset!r} split in {args.data}: {e}") from None
+    if args.method == "kwon" and any(b.target is None for b in batches):
+        raise KpruneInputError(f"data: the {args.train_subset!r} split in {args.data} has no labels "
+                               "(label/ missing); --method kwon needs them for its task-loss Fisher")
     num_examples = sum(b.tokens.size(0) for b in batches)
     num_tokens = sum(b.num_tokens for b in batches)
     logger.info(f"model: {args.path} ({len(model.layers)} layers, heads {model_sizes(model)[0]}, "
@@ -173,13 +243,22 @@ def main(args) -> dict:
     fv_before = fvcore_layer_flops(model, n_int)
     an_before = flops_model_for(model, n_int).total(*model_sizes(model))
 
-    settings = KpruneSettings(constraint=args.constraint, lam_pred=args.lam_pred, lam_rep=args.lam_rep,
-                              mu=args.mu, T=args.T, sublayerwise_tuning=args.sublayerwise_tuning,
-                              ridge=args.ridge, regression=regression, head_name=head_name)
-    result = kprune(model, batches, flops, settings, progress=not args.no_progress_bar)
-
-    reference = masked_logits(model, result.masks, batches[0], head_name)
-    apply_pruning(model, result.masks)
+    if args.method == "kwon":
+        settings = KwonSettings(constraint=args.constraint, rearrange=not args.kwon_no_rearrange,
+                                rescale=not args.kwon_no_rescale, damp=args.kwon_damp,
+                                full_teacher=args.kwon_full_teacher,
+                                per_batch_fisher=args.kwon_per_batch_fisher, regression=regression,
+                                head_name=head_name)
+        result = prune_kwon(model, batches, flops, settings, progress=not args.no_progress_bar)
+        reference = kwon_masked_logits(model, result.masks, batches[0], head_name)
+        fold_and_slice(model, result.masks)  # the tuned mask values go into the weights
+    else:
+        settings = KpruneSettings(constraint=args.constraint, lam_pred=args.lam_pred, lam_rep=args.lam_rep,
+                                  mu=args.mu, T=args.T, sublayerwise_tuning=args.sublayerwise_tuning,
+                                  ridge=args.ridge, regression=regression, head_name=head_name)
+        result = kprune(model, batches, flops, settings, progress=not args.no_progress_bar)
+        reference = masked_logits(model, result.masks, batches[0], head_name)
+        apply_pruning(model, result.masks)
     with torch.no_grad():
         sliced = model(batches[0].tokens, features_only=True, classification_head_name=head_name)[0]
     masked_vs_sliced = float((reference - sliced).abs().max())
@@ -187,9 +266,9 @@ def main(args) -> dict:
     fv_after = fvcore_layer_flops(model, n_int)
     an_after = flops_model_for(model, n_int).total(*model_sizes(model))
     info = {
+        "method": args.method,
         "path": os.path.abspath(args.path),
         "settings": {k: v for k, v in vars(args).items()},
-        "mu": settings.mu if settings.mu is not None else model.layers[0].self_attn.head_dim,
         "avg_length": n, "examples": num_examples, "tokens": num_tokens,
         **result.summary(),
         "encoder_layer_heads": model.args.encoder_layer_heads,
@@ -201,6 +280,8 @@ def main(args) -> dict:
         "peak_rss_mb": resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024.0,
         "peak_cuda_mb": torch.cuda.max_memory_allocated() / 2 ** 20 if device.type == "cuda" else None,
     }
+    if args.method == "kprune":
+        info["mu"] = settings.mu if settings.mu is not None else model.layers[0].self_attn.head_dim
     os.makedirs(args.save_dir, exist_ok=True)
     out = os.path.join(args.save_dir, CHECKPOINT_NAME)
     save_pruned(out, model, cfg, state, info)
@@ -217,8 +298,13 @@ def main(args) -> dict:
     logger.info(f"heads per layer {result.heads_before} -> {result.heads_after}")
     logger.info(f"FFN neurons per layer {result.ffn_before} -> {result.ffn_after}")
     logger.info(f"masked vs sliced logits: max |diff| = {masked_vs_sliced:.2e}")
-    logger.info(f"pruning time (the {2 * len(model.layers)}-sublayer loop): {result.loop_seconds:.1f} s "
-                f"(+ {result.teacher_seconds:.1f} s recording teacher outputs)")
+    if args.method == "kwon":
+        stages = ", ".join(f"{k} {v:.2f} s" for k, v in result.stage_seconds.items())
+        logger.info(f"pruning time (Kwon et al.: fisher + search + rearrange + rescale): "
+                    f"{result.loop_seconds:.1f} s ({stages})")
+    else:
+        logger.info(f"pruning time (the {2 * len(model.layers)}-sublayer loop): {result.loop_seconds:.1f} s "
+                    f"(+ {result.teacher_seconds:.1f} s recording teacher outputs)")
     logger.info(f"peak memory: {info['peak_rss_mb']:.0f} MB resident"
                 + (f", {info['peak_cuda_mb']:.0f} MB CUDA" if info["peak_cuda_mb"] is not None else ""))
     logger.info(f"saved {out} (--encoder-layer-heads {model.args.encoder_layer_heads} "

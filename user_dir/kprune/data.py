@@ -5,10 +5,13 @@ batches for all 2L steps, so scores of different steps are comparable and the te
 can be recorded once. Examples are drawn without replacement (the original drew with replacement;
 with the ``min`` above a subset is the natural reading) and batched by length, which removes most
 padding work on CPU; batch composition only changes which examples share a gradient.
+
+The batches carry the gold labels too (``target``): Kprune does not use them, the Kwon et al.
+baseline (``--method kwon``) needs them for its task-loss Fisher, on this same sample.
 """
 import math
 from dataclasses import dataclass
-from typing import List
+from typing import List, Optional
 
 import numpy as np
 import torch
@@ -22,6 +25,7 @@ class KpruneDataError(ValueError):
 class Batch:
     tokens: torch.Tensor  # (B, T) right-padded, <s> first
     padding_mask: torch.Tensor  # (B, T) True at padding
+    target: Optional[torch.Tensor] = None  # (B,) gold labels (regression: values), if the split has them
 
     @property
     def real(self) -> torch.Tensor:
@@ -55,20 +59,29 @@ def num_examples_for(num_tokens: int, avg_len: float, available: int) -> int:
 
 
 def sample_batches(dataset, num_tokens: int, batch_size: int, seed: int, pad_idx: int,
-                   max_positions: int, device) -> List[Batch]:
-    """Draw the examples for ``num_tokens`` tokens from ``dataset`` and collate them into batches."""
+                   max_positions: int, device, num_examples: Optional[int] = None) -> List[Batch]:
+    """Draw the examples for ``num_tokens`` tokens from ``dataset`` and collate them into batches.
+
+    ``num_examples`` draws that many examples instead (at most all of them), the same way.
+    """
     lengths = example_lengths(dataset)
     usable = np.flatnonzero(lengths <= max_positions)  # longer ones could not run at all
     if len(usable) == 0:
         raise KpruneDataError("no example fits the model's max_positions")
     avg_len = float(lengths[usable].mean())
-    count = num_examples_for(num_tokens, avg_len, len(usable))
+    if num_examples is None:
+        count = num_examples_for(num_tokens, avg_len, len(usable))
+    else:
+        count = max(1, min(int(num_examples), len(usable)))
     rng = np.random.RandomState(seed)
     chosen = usable[rng.choice(len(usable), size=count, replace=False)]
     chosen = chosen[np.argsort(lengths[chosen], kind="stable")]
     batches = []
     for start in range(0, count, batch_size):
         samples = [dataset[int(i)] for i in chosen[start:start + batch_size]]
-        tokens = dataset.collater(samples)["net_input"]["src_tokens"].to(device)
-        batches.append(Batch(tokens=tokens, padding_mask=tokens.eq(pad_idx)))
+        collated = dataset.collater(samples)
+        tokens = collated["net_input"]["src_tokens"].to(device)
+        target = collated.get("target")
+        batches.append(Batch(tokens=tokens, padding_mask=tokens.eq(pad_idx),
+                             target=None if target is None else target.view(tokens.size(0), -1).squeeze(1).to(device)))
     return batches
