@@ -26,6 +26,7 @@ setup(
     entry_points={
         "console_scripts": [
             "fairseq-kprune = user_dir.kprune.cli:cli_main",
+            "fairseq-compress-report = user_dir.bench.report_cli:cli_main",
         ],
     },
 )

@@ -5,6 +5,11 @@ argument. A fairseq checkpoint holds, besides tensors and plain containers, an `
 (the legacy ``args`` entry) and sometimes numpy scalars (best metric values), so we allowlist exactly
 those types instead of turning the safe loader off. Every fairseq CLI imports ``--user-dir`` before
 it loads a checkpoint, so registering here is enough for the stock tools.
+
+Under data parallelism fairseq loads a checkpoint on rank 0 and sends the loaded state to the other
+ranks through ``torch.save``/``torch.load`` (``distributed.utils._broadcast_object_slow``); by then
+``cfg`` is an omegaconf ``DictConfig``, so its container and node classes are allowlisted too
+(plain data holders; nothing else of omegaconf).
 """
 import argparse
 
@@ -25,6 +30,23 @@ def _numpy_scalar_globals():
     return found
 
 
+def _omegaconf_globals():
+    """What a pickled ``DictConfig`` refers to (containers, their metadata, value nodes)."""
+    import collections
+    import typing
+
+    from omegaconf import DictConfig, ListConfig, nodes
+    from omegaconf.base import ContainerMetadata, Metadata
+
+    found = [DictConfig, ListConfig, ContainerMetadata, Metadata, typing.Any, collections.defaultdict,
+             dict, list, tuple, set, int, float, str, bool]
+    for name in ("AnyNode", "StringNode", "IntegerNode", "FloatNode", "BooleanNode", "EnumNode", "BytesNode",
+                 "PathNode"):
+        if hasattr(nodes, name):
+            found.append(getattr(nodes, name))
+    return found
+
+
 def allow_fairseq_checkpoints():
     if hasattr(torch.serialization, "add_safe_globals"):
-        torch.serialization.add_safe_globals([argparse.Namespace] + _numpy_scalar_globals())
+        torch.serialization.add_safe_globals([argparse.Namespace] + _numpy_scalar_globals() + _omegaconf_globals())
