@@ -77,16 +77,40 @@ def _get(section, key, default=None):
 
 
 def parse_spec(spec: str):
-    """``NAME=PATH[:KEY=VALUE,...]`` (or a bare PATH) -> (name, path, model overrides)."""
+    """``NAME=PATH[:KEY=VALUE,...]`` (or a bare PATH) -> (name, path, model overrides).
+
+    A value holding commas is quoted or bracketed: ``trbert_keep_ratios='0.5,0.3'`` (a string),
+    ``[0.5,0.3]`` (a list)."""
     name, sep, rest = spec.partition("=")
     if not sep or "/" in name:
         name, rest = None, spec
     path, _, extra = rest.partition(":")
     overrides = {}
-    for item in filter(None, extra.split(",")):
+    for item in filter(None, _split_top_level(extra)):
         key, value = item.split("=", 1)
         overrides[key] = utils.eval_bool(value) if value in ("True", "False") else _literal(value)
     return name or path, path, overrides
+
+
+def _split_top_level(text: str) -> List[str]:
+    """Split at the commas that are outside quotes and brackets."""
+    parts, current, depth, quote = [], [], 0, None
+    for ch in text:
+        if quote:
+            quote = None if ch == quote else quote
+        elif ch in "'\"":
+            quote = ch
+        elif ch in "([{":
+            depth += 1
+        elif ch in ")]}":
+            depth -= 1
+        elif ch == "," and depth == 0:
+            parts.append("".join(current))
+            current = []
+            continue
+        current.append(ch)
+    parts.append("".join(current))
+    return parts
 
 
 def _literal(value: str):

@@ -2,7 +2,9 @@
 
 Per layer with L live tokens: projections ``4·d·(heads·head_dim)`` plus FFN ``2·d·ffn`` per token,
 plus attention ``2·L²·(heads·head_dim)``; for an unpruned layer that is the spec's
-``12·L·d² + 2·L²·d``. Each policy adds ``L·(d·h + h)`` for the L tokens entering it (h = 32).
+``12·L·d² + 2·L²·d``. Each policy adds ``L·(d·h + h)`` for the L tokens entering it (h = 32) when
+it runs (not with ``--trbert-select attention_topk``, whose received-attention sums are left out
+like LTP's).
 Relative FLOPs compare with the same model running every token through every layer; per-layer
 head/FFN sizes are honoured, so token reduction composes with structured pruning.
 """
@@ -36,7 +38,8 @@ def pass_macs(layers, policies, control) -> Tuple[torch.Tensor, torch.Tensor]:
     for idx, layer in enumerate(layers):
         if idx in points:
             i, point = points[idx]
-            reduced = reduced + policy_macs(point.entering.double(), policies[i])
+            if getattr(point, "policy_ran", True):  # not under attention_topk
+                reduced = reduced + policy_macs(point.entering.double(), policies[i])
             alive = point.kept.double()
         reduced = reduced + layer_macs(alive, layer)
         full = full + layer_macs(lengths, layer)

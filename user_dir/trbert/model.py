@@ -2,7 +2,13 @@
 
 Archs: ``trbert_roberta`` / ``trbert_roberta_base`` (12 layers, reduction before layers 1 and 6)
 and ``trbert_roberta_minilm`` (6 layers, reduction before layers 1 and 3). A fine-tuned
-``prunable_roberta`` checkpoint restores into it: missing policy weights are filled with fresh ones.
+``prunable_roberta`` checkpoint restores into it: missing policy weights are filled with fresh ones
+(what the first TR-BERT stage starts from, and all that ``--trbert-select attention_topk`` needs).
+
+At inference (eval mode) ``--trbert-select`` chooses how tokens are kept: ``policy`` (p >= 0.5, the
+default), or a fixed budget per reduction point (``--trbert-keep-ratios``) ranked by policy
+probability (``policy_topk``) or by received attention (``attention_topk``); see
+:mod:`user_dir.trbert.selection`.
 
 The training stage (``--trbert-stage``) is a criterion option; the model reads it from the same
 command line because it decides which parameters train, and fairseq builds the optimizer from the
@@ -23,6 +29,7 @@ from user_dir.common.prunable_roberta import (
 )
 from user_dir.trbert.encoder import TrbertTransformerEncoder
 from user_dir.trbert.rollouts import ReductionControl
+from user_dir.trbert.selection import SELECT_MODES
 
 logger = logging.getLogger(__name__)
 
@@ -45,6 +52,18 @@ class TrbertRobertaModel(PrunableRobertaModel):
                                  "N/2, the paper's two points: 1,6 for 12 layers, 1,3 for 6)")
         parser.add_argument("--trbert-policy-dim", type=int, metavar="H",
                             help="hidden size of each policy network (default: 32)")
+        parser.add_argument("--trbert-select", choices=SELECT_MODES,
+                            help="how tokens are kept at inference (eval mode; training always "
+                                 "samples the policies): policy = the policies' p >= 0.5 (default, "
+                                 "TR-BERT); policy_topk = per example the round(r*n) active tokens "
+                                 "with the highest policy probability; attention_topk = the round(r*n) "
+                                 "tokens that received the most attention in the layer before the "
+                                 "point (no policy runs). r from --trbert-keep-ratios, n = the "
+                                 "example's tokens entering the point except <s> (always kept)")
+        parser.add_argument("--trbert-keep-ratios", type=str, metavar="R1,R2",
+                            help="kept ratio r in [0, 1] of the active tokens at each reduction "
+                                 "point, one per point; required by --trbert-select policy_topk "
+                                 "and attention_topk")
 
     @classmethod
     def build_model(cls, args, task):
@@ -82,7 +101,8 @@ class TrbertRobertaModel(PrunableRobertaModel):
                 classification_head_name=None, reduction: Optional[ReductionControl] = None, **kwargs):
         """RoBERTa's forward; ``extra["trbert"]`` is the :class:`ReductionControl` of this pass.
 
-        Without ``reduction`` the policies sample in training mode and keep p >= 0.5 in eval mode.
+        Without ``reduction`` the policies sample in training mode; in eval mode the tokens are kept
+        as ``--trbert-select`` says (by default p >= 0.5).
         """
         control = reduction if reduction is not None else ReductionControl.default(self.training)
         self.sentence_encoder.control = control
@@ -100,7 +120,9 @@ class TrbertRobertaModel(PrunableRobertaModel):
         prefix = (name + "." if name else "") + "encoder.sentence_encoder.policies."
         missing = [k for k in self.sentence_encoder.policies.state_dict() if prefix + k not in state_dict]
         if missing:
-            logger.info("checkpoint has no TR-BERT policies; initialising %d policy tensors", len(missing))
+            logger.info("checkpoint has no TR-BERT policies; initialising %d policy tensors (fresh: "
+                        "train them with the trbert criterion, or select with --trbert-select "
+                        "attention_topk, which does not use them)", len(missing))
             for k, v in self.sentence_encoder.policies.state_dict().items():
                 state_dict.setdefault(prefix + k, v)
 
@@ -109,6 +131,8 @@ class TrbertRobertaModel(PrunableRobertaModel):
 def trbert_base_architecture(args):
     args.trbert_reduce_layers = safe_getattr(args, "trbert_reduce_layers", None)
     args.trbert_policy_dim = safe_getattr(args, "trbert_policy_dim", 32)
+    args.trbert_select = safe_getattr(args, "trbert_select", "policy")
+    args.trbert_keep_ratios = safe_getattr(args, "trbert_keep_ratios", None)
     prunable_base_architecture(args)
 
 

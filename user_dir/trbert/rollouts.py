@@ -1,9 +1,10 @@
 """How tokens are selected in one forward pass, and what the pass records for the criterion.
 
 A :class:`ReductionControl` travels with one forward call of the model. It says how actions are
-chosen (``greedy`` p >= 0.5 at inference, ``sample`` a ~ Bernoulli(p) in training, ``keep_all``
-for the policy-initialisation stage) and, for the guided rollouts of the RL stage, which rows follow
-the expert (top-K residual-score tokens). During the pass it keeps, per reduction point, the
+chosen (``greedy`` at inference: the model's ``--trbert-select``, by default the policies' p >= 0.5,
+see :mod:`user_dir.trbert.selection`; ``sample`` a ~ Bernoulli(p) in training; ``keep_all`` for the
+policy-initialisation stage) and, for the guided rollouts of the RL stage, which rows follow the
+expert (top-K residual-score tokens). During the pass it keeps, per reduction point, the
 policy logits, the actions and the token counts, and the original position of every surviving
 token, so the criterion can compute log-probabilities, rewards and FLOPs afterwards.
 """
@@ -18,12 +19,18 @@ MODES = ("greedy", "sample", "keep_all")
 @dataclass
 class PointTrace:
     layer: int                # the reduction happens before this 0-based layer
-    logits: torch.Tensor      # (B, T) keep-logits of the tokens entering the point
+    logits: Optional[torch.Tensor]  # (B, T) keep-logits of the tokens entering the point (None: no policy ran)
     keep: torch.Tensor        # (B, T) actions (True = keep), <s> included, False at padding
     active: torch.Tensor      # (B, T) tokens the policy decided on: real tokens except <s>
     entering: torch.Tensor    # (B,) real tokens entering the point
     kept: torch.Tensor        # (B,) real tokens leaving it (<s> included)
     positions: torch.Tensor   # (B, T) input position of each token entering the point
+    received: Optional[torch.Tensor] = None  # (B, T) received attention (--trbert-select attention_topk)
+
+    @property
+    def policy_ran(self) -> bool:
+        """Whether the policy network scored the tokens (its cost counts in the FLOPs)."""
+        return self.logits is not None
 
 
 @dataclass
