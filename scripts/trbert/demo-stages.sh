@@ -1,7 +1,8 @@
 #!/usr/bin/env bash
 # Demo-scale TR-BERT on the long movie reviews with the converted MiniLM, for one length-penalty
 # weight: baseline fine-tuning (shared by every alpha) and the TR-BERT stages into
-# checkpoints/trbert-demo/alpha<ALPHA>/{init,rl,joint}. Used by demo/trbert.sh and bench_trbert.py;
+# checkpoints/trbert-demo/alpha<ALPHA>/{init,rl,joint}. Used by demo/trbert.sh (the bench suite,
+# scripts/bench/trbert.py, runs the recipe-scale stages itself);
 # every step is cached (delete its folder, or FORCE=1, to rerun it).
 #   bash scripts/trbert/demo-stages.sh 1.0
 #

@@ -24,7 +24,12 @@ num_train_examples() {
 # trbert_train STAGE SAVE_DIR INIT_FROM [extra fairseq-train flags...]
 # Hyper-parameters from the environment (the original's defaults): LR (3e-5), BATCH (8),
 # UPDATE_FREQ (4), EPOCHS (3) or MAX_UPDATE (wins when set), WARMUP_RATIO (0.1), WEIGHT_DECAY (0),
-# CLIP_NORM (1.0), DROPOUT (0.1), ATTENTION_DROPOUT (= DROPOUT), VALIDATE (1: validate every epoch).
+# CLIP_NORM (1.0), DROPOUT (0.1), ATTENTION_DROPOUT (= DROPOUT), VALIDATE (1: validate every epoch),
+# SAVE_INTERVAL_UPDATES (0: checkpoint_last.pt only at the end of each epoch; N: also every N updates).
+# A fresh run starts from INIT_FROM's weights with a new optimizer, schedule and data order. A rerun
+# into a SAVE_DIR that holds checkpoint_last.pt (an interrupted run) continues from it, with its
+# optimizer, schedule and data position, and appends to train.log; RESUME=0 starts over from
+# INIT_FROM. SAVE_DIR/train_seconds is written when the stage has finished (the pipeline's marker).
 trbert_train() {
   local stage="$1" save_dir="$2" init_from="$3"; shift 3
   local lr="${LR:-3e-5}" batch="${BATCH:-8}" update_freq="${UPDATE_FREQ:-4}" epochs="${EPOCHS:-3}"
@@ -37,12 +42,23 @@ trbert_train() {
   [[ "${VALIDATE:-1}" == 0 ]] && validate=(--disable-validation)
   require_file "$init_from" "run the previous stage first"
   mkdir -p "$save_dir"
+  rm -f "$save_dir/train_seconds"
+  local start_args=(--restore-file "$init_from" --reset-optimizer --reset-dataloader --reset-meters
+                    --reset-lr-scheduler) tee_args=() save_args=()
+  if [[ -f "$save_dir/checkpoint_last.pt" && "${RESUME:-1}" == 1 ]]; then
+    echo "trbert-$stage: resuming from $save_dir/checkpoint_last.pt (RESUME=0 starts over)"
+    start_args=(--restore-file "$save_dir/checkpoint_last.pt")
+    tee_args=(-a)
+  fi
+  if [[ "${SAVE_INTERVAL_UPDATES:-0}" != 0 ]]; then
+    save_args=(--save-interval-updates "$SAVE_INTERVAL_UPDATES" --keep-interval-updates 1)
+  fi
   echo "trbert-$stage: $updates updates of $batch x $update_freq examples, lr $lr, from $init_from -> $save_dir"
   local start; start=$(date +%s)
   fairseq-train "$DATA" --user-dir user_dir --task sentence_prediction --num-classes "$NUM_CLASSES" \
     --init-token 0 --separator-token 2 --max-positions "$MAX_POSITIONS" \
     --arch "$ARCH" "${reduce[@]}" --criterion trbert --trbert-stage "$stage" \
-    --finetune-from-model "$init_from" \
+    "${start_args[@]}" "${save_args[@]}" \
     --optimizer adam --adam-betas "(0.9,0.999)" --adam-eps 1e-08 --weight-decay "${WEIGHT_DECAY:-0}" \
     --clip-norm "${CLIP_NORM:-1.0}" --lr-scheduler polynomial_decay --lr "$lr" \
     --total-num-update "$updates" --warmup-updates "$warmup" --max-update "$updates" \
@@ -50,7 +66,7 @@ trbert_train() {
     --dropout "${DROPOUT:-0.1}" --attention-dropout "${ATTENTION_DROPOUT:-${DROPOUT:-0.1}}" \
     --seed "$SEED" --num-workers 0 --no-epoch-checkpoints --best-checkpoint-metric loss \
     "${validate[@]}" --save-dir "$save_dir" --log-format simple --log-interval "${LOG_INTERVAL:-10}" \
-    "$@" 2>&1 | tee "$save_dir/train.log"
+    "$@" 2>&1 | tee "${tee_args[@]}" "$save_dir/train.log"
   [[ ${PIPESTATUS[0]} -eq 0 ]] || { echo "error: trbert-$stage training failed" >&2; exit 1; }
   echo "$(( $(date +%s) - start ))" > "$save_dir/train_seconds"
 }

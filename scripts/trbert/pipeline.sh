@@ -8,10 +8,12 @@
 # Stage knobs: FT_* (passed to scripts/models/finetune-baseline.sh: FT_EPOCHS FT_LR FT_BATCH FT_UPDATE_FREQ),
 #   INIT (0/1) INIT_*, RL_* and JOINT_* (LR BATCH UPDATE_FREQ EPOCHS MAX_UPDATE ROLLOUTS ALPHA
 #   GUIDE_RATE), SCORES (file or "online"), plus everything lib.sh reads. Finished stages
-#   (a checkpoint_last.pt in their folder) are skipped; FORCE=1 reruns them.
+#   (train_seconds in their folder) are skipped, an interrupted one continues from its
+#   checkpoint_last.pt (lib.sh); FORCE=1 reruns them from the start.
 source "$(dirname "$0")/lib.sh"
 SCORES="${SCORES:-$OUT/scores.pt}"
-done_stage() { [[ -f "$1/checkpoint_last.pt" && "${FORCE:-0}" != 1 ]]; }
+[[ "${FORCE:-0}" == 1 ]] && export RESUME=0
+done_stage() { [[ -f "$1/train_seconds" && -f "$1/checkpoint_last.pt" && "${FORCE:-0}" != 1 ]]; }
 
 # 1. fine-tune the plain encoder (stock sentence_prediction)
 if [[ ! -f "$FINETUNED" ]]; then

@@ -91,3 +91,33 @@ def test_bad_reduction_layer_fails_before_training(enc, tmp_path, cli):
     assert proc.returncode != 0
     assert "--trbert-reduce-layers 1,4: layer(s) [4] out of range (allowed: distinct integers in 1..3" in proc.stdout
     assert "| epoch 001" not in proc.stdout
+
+
+def _stage(enc, script, save_dir, **env):
+    """argv running scripts/trbert/SCRIPT with the tiny model's shape and small settings."""
+    shape = " ".join(enc.model_args()[2:])  # the dimension flags (not --arch)
+    base = dict(DATA=enc.data_dir, SAVE_DIR=save_dir, MAX_POSITIONS=enc.shape["positions"], BATCH=16,
+                UPDATE_FREQ=1, EPOCHS=1, LR="1e-3", THREADS=1, VALIDATE=0, FINETUNED=enc.checkpoint,
+                INIT_FROM=enc.checkpoint, GUIDE_RATE=0, ROLLOUTS=2, EXTRA_ARGS=f"{shape} --cpu --log-interval 1")
+    base.update(env)
+    return ["env", *[f"{k}={v}" for k, v in base.items()], "bash", f"scripts/trbert/{script}"]
+
+
+def test_an_interrupted_stage_resumes_from_its_last_checkpoint(enc, tmp_path, cli):
+    """A rerun into a folder holding checkpoint_last.pt continues (optimizer, schedule, epoch) instead
+    of starting again from INIT_FROM; RESUME=0 starts over."""
+    save = tmp_path / "rl"
+    first_run = cli(_stage(enc, "rl.sh", save))
+    assert "resuming from" not in first_run.stdout and (save / "train_seconds").is_file()
+    first = torch.load(save / "checkpoint_last.pt", map_location="cpu", weights_only=False)
+    assert first["extra_state"]["train_iterator"]["epoch"] == 2  # fairseq stores the next epoch
+    # as if a 2-epoch run had been stopped after its first epoch
+    again = cli(_stage(enc, "rl.sh", save, EPOCHS=2))
+    assert "trbert-rl: resuming from" in again.stdout and "begin training epoch 2" in again.stdout
+    assert "begin training epoch 1" not in again.stdout
+    second = torch.load(save / "checkpoint_last.pt", map_location="cpu", weights_only=False)
+    assert second["optimizer_history"][-1]["num_updates"] == 2 * first["optimizer_history"][-1]["num_updates"]
+    assert "begin training epoch 1" in (save / "train.log").read_text()  # the first sitting's log is kept
+    fresh = cli(_stage(enc, "rl.sh", save, RESUME=0))
+    assert "resuming from" not in fresh.stdout and "begin training epoch 1" in fresh.stdout
+    assert "begin training epoch 2" not in (save / "train.log").read_text()  # a fresh log
