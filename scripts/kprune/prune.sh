@@ -39,7 +39,7 @@ fairseq-kprune "$DATA" --user-dir user_dir --path "$BASELINE" --constraint "$CON
   $DEVICE_ARGS $EXTRA_ARGS 2>&1 | tee "$SAVE_DIR/kprune.log"
 # shellcheck disable=SC2086
 fairseq-validate "$DATA" --user-dir user_dir --task sentence_prediction \
-  --criterion sentence_prediction --path "$SAVE_DIR/checkpoint_pruned.pt" --valid-subset valid,test \
+  --criterion sentence_prediction --path "$SAVE_DIR/checkpoint_pruned.pt" --valid-subset "$(if [[ -f "$DATA/input0/test.idx" ]]; then echo valid,test; else echo valid; fi)" \
   --batch-size "$BATCH" --required-batch-size-multiple 1 \
   --num-workers 0 --log-format simple $DEVICE_ARGS 2>&1 | tee "$SAVE_DIR/validate.log"
 

@@ -43,3 +43,9 @@ binarise() {
     --destdir "$dest/label" --workers 1 >"$dest/preprocess-label.log" 2>&1 \
     || { cat "$dest/preprocess-label.log" >&2; return 1; }
 }
+
+# eval_subsets DATA: "valid,test" or "valid" when the folder has no test split (a user's own data
+# prepared without --test), for fairseq-validate's --valid-subset
+eval_subsets() {
+  if [[ -f "$1/input0/test.idx" ]]; then echo "valid,test"; else echo "valid"; fi
+}

@@ -81,7 +81,7 @@ ltp_validate() {
   local ckpt="$1" out="$2"; shift 2
   # shellcheck disable=SC2046
   fairseq-validate "$DATA" --user-dir user_dir --task sentence_prediction --path "$ckpt" \
-    --criterion ltp_sentence_prediction --valid-subset valid,test --batch-size "$VALID_BATCH" \
+    --criterion ltp_sentence_prediction --valid-subset "$(eval_subsets "$DATA")" --batch-size "$VALID_BATCH" \
     --required-batch-size-multiple 1 --num-workers 0 --log-format simple $DEVICE_ARGS "$@" 2>&1 | tee "$out/validate.log"
   python -m user_dir.ltp.validate_log "$out/validate.log" --out "$out/result.json"
 }

@@ -92,7 +92,7 @@ TRAIN_S=$(( $(date +%s) - START ))
 # --required-batch-size-multiple 1: with fairseq-validate's default (8) the last, partial batch of
 # a split is dropped and a few examples go unscored
 fairseq-validate "$DATA" --user-dir user_dir --task sentence_prediction \
-  --criterion sentence_prediction --path "$SAVE_DIR/checkpoint_best.pt" --valid-subset valid,test --batch-size "$VALID_BATCH" \
+  --criterion sentence_prediction --path "$SAVE_DIR/checkpoint_best.pt" --valid-subset "$(eval_subsets "$DATA")" --batch-size "$VALID_BATCH" \
   --required-batch-size-multiple 1 --num-workers 0 --log-format simple 2>&1 | tee "$SAVE_DIR/test.log"
 
 python - "$SAVE_DIR" "$TRAIN_S" <<'EOF'

@@ -13,6 +13,7 @@ order; at small batch sizes at most ``timing_limit`` examples, evenly spread ove
 import argparse
 import json
 import logging
+import time
 from typing import Dict, List, Optional, Sequence
 
 import torch
@@ -114,11 +115,15 @@ def main(argv: Optional[List[str]] = None):
     p.add_argument("--rounds", type=int, default=5, help="interleaved timing rounds (default: %(default)s)")
     p.add_argument("--out", help="write the measurement as JSON here")
     args = p.parse_args(argv)
-    logging.basicConfig(level=logging.INFO, format="%(asctime)s | %(message)s")
+    # fairseq's import may already have configured the root logger: progress goes to stdout directly
+    def progress(msg):
+        print(f"{time.strftime('%H:%M:%S')} | {msg}", flush=True)
+
     models = load_models(args.model, args.data)
+    progress(f"{len(models)} models loaded; scoring {args.splits}, timing batch sizes {args.batch_sizes}")
     sizes = [int(b) for b in args.batch_sizes.split(",") if b]
     result = measure(models, args.splits.split(","), sizes, timing.Protocol(args.threads, args.rounds),
-                     args.timing_split, _limits(args.timing_limit))
+                     args.timing_split, _limits(args.timing_limit), log=progress)
     text = json.dumps({"protocol": timing.Protocol(args.threads, args.rounds).as_dict(), "models": result}, indent=1)
     if args.out:
         with open(args.out, "w", encoding="utf-8") as f:
