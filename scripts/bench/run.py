@@ -20,6 +20,7 @@ from pathlib import Path
 sys.path.insert(0, str(Path(__file__).resolve().parent))
 
 METHODS = {
+    "srp": "SRP (two stages, rates 0.7/0.5/0.3) vs magnitude structured pruning, De-En translation",
     "kprune": "Kprune (with/without KPWT) vs Kwon et al.'s retraining-free pruning, constraints 0.4-0.8",
     "ltp": "LTP (both regulariser norms, 3 lambdas each) vs top-k and manual-threshold token pruning",
     "compose": "Kprune 50 % then LTP, against the single methods at matched FLOPs",

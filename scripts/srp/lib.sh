@@ -27,6 +27,7 @@ PROB_KD="${PROB_KD:-0.7}"
 TEMPERATURE="${TEMPERATURE:-10}"
 WEIGHTED_LN="${WEIGHTED_LN:-1}"        # 1: --weighted-layernorm (as the original's pruning runs)
 EVAL_BLEU="${EVAL_BLEU:-1}"            # 1: BLEU on valid each epoch, best checkpoint by BLEU
+EVAL_BLEU_BEAM="${EVAL_BLEU_BEAM:-5}"  # beam of that BLEU (1: greedy, several times cheaper on a CPU)
 SEED="${SEED:-1}"
 THREADS="${THREADS:-$(nproc)}"
 LOG_INTERVAL="${LOG_INTERVAL:-100}"
@@ -58,7 +59,7 @@ srp_common_args() {
               --prob-kd "$PROB_KD" --T "$TEMPERATURE" --max-tokens "$MAX_TOKENS" --seed "$SEED"
               --num-workers 0 --log-format simple --log-interval "$LOG_INTERVAL" --no-epoch-checkpoints)
   if [[ "$EVAL_BLEU" == 1 ]]; then
-    args+=(--eval-bleu --eval-bleu-args '{"beam": 5, "max_len_a": 1.2, "max_len_b": 10}'
+    args+=(--eval-bleu --eval-bleu-args "{\"beam\": $EVAL_BLEU_BEAM, \"max_len_a\": 1.2, \"max_len_b\": 10}"
            --eval-bleu-detok moses --eval-bleu-remove-bpe --best-checkpoint-metric bleu
            --maximize-best-checkpoint-metric)
   fi
@@ -74,13 +75,20 @@ srp_prune_args() {
   printf '%s\n' "${args[@]}"
 }
 
-# run_train SAVE_DIR ARGS...: fairseq-train on DATA with the common flags, logged to SAVE_DIR/train.log
+# srp_train SAVE_DIR ARGS...: fairseq-train on DATA with the common flags, logged to SAVE_DIR/train.log.
+# Rerun into the same SAVE_DIR, a run without --restore-file continues from SAVE_DIR/checkpoint_last.pt
+# (fairseq's default; the pruning phase, selection and schedule included) and the log is appended to,
+# so it keeps every epoch. finetune.sh, which starts from --restore-file, handles that itself.
 srp_train() {
   local save="$1"; shift
   mkdir -p "$save"
-  local common=()
+  local common=() tee_args=()
   mapfile -t common < <(srp_common_args)
+  if [[ -f "$save/checkpoint_last.pt" ]]; then
+    echo "srp: $save/checkpoint_last.pt exists: continuing that run"
+    tee_args=(-a)
+  fi
   # shellcheck disable=SC2086
   fairseq-train "$DATA" "${common[@]}" --save-dir "$save" "$@" $DEVICE_ARGS $EXTRA_ARGS \
-    2>&1 | tee "$save/train.log"
+    2>&1 | tee "${tee_args[@]}" "$save/train.log"
 }

@@ -367,6 +367,11 @@ def _arch(name, **values):
 _arch("srp_iwslt_de_en", encoder_embed_dim=512, encoder_ffn_embed_dim=1024, encoder_attention_heads=4,
       encoder_layers=6, decoder_embed_dim=512, decoder_ffn_embed_dim=1024, decoder_attention_heads=4,
       decoder_layers=6, dropout=0.3)
+# the bench's base model (scripts/bench/srp.py): the largest that trains to a useful BLEU on the
+# 12k-pair offline De-En data within 90 minutes on 2 CPU cores (docs/srp.md, "Benchmark")
+_arch("srp_medium", encoder_embed_dim=256, encoder_ffn_embed_dim=1024, encoder_attention_heads=4,
+      encoder_layers=3, decoder_embed_dim=256, decoder_ffn_embed_dim=1024, decoder_attention_heads=4,
+      decoder_layers=3, dropout=0.3, attention_dropout=0.1, activation_dropout=0.1)
 # small enough to train, prune and fine-tune on 2 CPU cores within a demo
 _arch("srp_small", encoder_embed_dim=64, encoder_ffn_embed_dim=256, encoder_attention_heads=4,
       encoder_layers=3, decoder_embed_dim=64, decoder_ffn_embed_dim=256, decoder_attention_heads=4,
