@@ -91,3 +91,26 @@ def test_batch_size_of_tensors_and_samples():
     assert timing._batch_size(torch.zeros(3, 5)) == 3
     assert timing._batch_size({"nsentences": 7}) == 7
     assert timing._batch_size([1, 2]) == 2
+
+
+def test_split_batches_honour_the_batch_size_asked_for_each_time(tmp_path):
+    """fairseq caches one batch iterator per dataset; the harness must not reuse batch 32's batches
+    when it asks for batch 1 afterwards (scoring runs at 32 before timing at 1)."""
+    from tests.common.encoder_fixtures import build_tiny_encoder
+    from user_dir.bench import sentence
+
+    from argparse import Namespace
+
+    from fairseq import tasks
+
+    enc = build_tiny_encoder(tmp_path, layers=2)
+    task = tasks.setup_task(Namespace(task="sentence_prediction", data=str(enc.data_dir), num_classes=2,
+                                      init_token=0, separator_token=2, max_positions=64, seed=1,
+                                      regression_target=False, no_shuffle=False, shorten_method="none",
+                                      shorten_data_split_list="", add_prev_output_tokens=False,
+                                      classification_head_name="sentence_classification_head",
+                                      dataset_impl=None, d2v2_multi=False))
+    at32 = sentence.batches(task, "valid", 32)
+    at1 = sentence.batches(task, "valid", 1)
+    assert max(b["nsentences"] for b in at32) > 1
+    assert all(b["nsentences"] == 1 for b in at1) and len(at1) == sum(b["nsentences"] for b in at32)

@@ -69,7 +69,12 @@ def call_peak_bytes(call: Callable[[], object]) -> Optional[int]:
 
 
 def forward_peak_mb(model: torch.nn.Module, call: Callable[[], object]) -> Optional[float]:
-    """Peak memory (MiB) of a process holding ``model`` and running ``call`` once."""
+    """Peak memory (MiB) of a process holding ``model`` and running ``call`` once.
+
+    The call runs once untimed first: one-off allocations (kernel workspaces, caches that a
+    long-running process keeps anyway) are not what a forward pass needs each time."""
+    with torch.inference_mode():
+        call()
     extra = call_peak_bytes(call)
     if extra is None:
         return None

@@ -16,5 +16,8 @@ def split_batches(task, split: str, batch_size: int, max_positions: Optional[int
         task.load_dataset(split, combine=False, epoch=1)
     itr = task.get_batch_iterator(dataset=task.dataset(split), max_sentences=batch_size, max_tokens=None,
                                   max_positions=max_positions, ignore_invalid_inputs=max_positions is not None,
-                                  required_batch_size_multiple=1, num_workers=0, seed=1)
+                                  required_batch_size_multiple=1, num_workers=0, seed=1,
+                                  # fairseq caches one iterator per dataset and would hand back the
+                                  # batches of the first batch size asked for, whatever is asked later
+                                  disable_iterator_cache=True)
     return list(itr.next_epoch_itr(shuffle=False))
