@@ -26,11 +26,13 @@ def test_the_broadcast_state_of_a_loaded_checkpoint_passes_the_safe_loader():
                             "task": {"data": "data-bin/x", "num_classes": 2}})
     state = {"cfg": cfg, "args": argparse.Namespace(arch="x", lr=[1e-3]), "model": {"w": torch.ones(2)},
              "optimizer_history": [{"num_updates": 3, "best": np.float64(85.5)}],
+             "meters": {"_bleu_counts_0": np.array([12, 7, 3], dtype=np.int64)},  # --eval-bleu meters
              "extra_state": {"train_iterator": {"epoch": 2}}}
     loaded = _round_trip(state)
     assert OmegaConf.to_container(loaded["cfg"]) == OmegaConf.to_container(cfg)
     assert loaded["cfg"].model.encoder_layers == 6 and loaded["args"].lr == [1e-3]
     assert float(loaded["optimizer_history"][0]["best"]) == 85.5
+    assert loaded["meters"]["_bleu_counts_0"].tolist() == [12, 7, 3]
 
 
 class NotAllowed:

@@ -2,7 +2,8 @@
 
 torch.load defaults to ``weights_only=True`` since 2.6 and fairseq 0.12 calls it without the
 argument. A fairseq checkpoint holds, besides tensors and plain containers, an ``argparse.Namespace``
-(the legacy ``args`` entry) and sometimes numpy scalars (best metric values), so we allowlist exactly
+(the legacy ``args`` entry) and sometimes numpy scalars and arrays (best metric values, BLEU counts
+of ``--eval-bleu`` meters), so we allowlist exactly
 those types instead of turning the safe loader off. Every fairseq CLI imports ``--user-dir`` before
 it loads a checkpoint, so registering here is enough for the stock tools.
 
@@ -27,6 +28,13 @@ def _numpy_scalar_globals():
     except ImportError:  # pragma: no cover - numpy 1.x
         from numpy.core.multiarray import scalar
     found.append(scalar)
+    # whole arrays: a run with --eval-bleu (the SRP scripts' default) checkpoints fairseq's BLEU
+    # n-gram counts as numpy int arrays among its meters
+    try:
+        from numpy._core.multiarray import _reconstruct
+    except ImportError:  # pragma: no cover - numpy 1.x
+        from numpy.core.multiarray import _reconstruct
+    found += [_reconstruct, np.ndarray]
     return found
 
 
