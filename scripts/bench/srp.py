@@ -36,6 +36,7 @@ from pathlib import Path
 
 from common import (PY, TIMING_ROUNDS, TIMING_THREADS, TRAIN_THREADS, log, step_times_markdown, steps,
                     write_results, yes_no)
+from user_dir.bench.timing import parse_limits
 
 ARCH = os.environ.get("SRP_ARCH", "srp_medium")
 BPE = int(os.environ.get("SRP_BPE", "4000"))
@@ -161,10 +162,6 @@ def learning_curve(train_log: Path) -> list:
 
 
 # ---- paper-size architecture and decoding overhead ----------------------------------------------
-def _limits(text):
-    return {int(k): int(v) for k, v in (item.split(":") for item in filter(None, text.split(",")))}
-
-
 def build_random(task, arch, seed, weighted_layernorm=False):
     """``arch`` over the task's dictionaries (tied output projection), random weights (fixed seed)."""
     import torch
@@ -236,7 +233,7 @@ def paper_size(folder: Path, data: str, base_ckpt: str):
     pruned.load_state_dict(base.state_dict())
     removed = prune_two_stages(pruned, task, PAPER_RATE, score_batches)
     models = {"base": translation.wrap(base, task, "base"), "pruned": translation.wrap(pruned, task, "pruned")}
-    limits = _limits(PAPER_LIMIT)
+    limits = parse_limits(PAPER_LIMIT)
     measured = translation.measure(models, "test", sorted(limits), timing.Protocol(TIMING_THREADS, TIMING_ROUNDS),
                                    limits, forced_len=FORCED_LEN, with_bleu=False, log=log)
     c = base.cfg
@@ -257,7 +254,7 @@ def overhead(folder: Path, data: str, base_ckpt: str):
 
     srp = translation.load(base_ckpt, data, "srp")
     stock = translation.wrap(stock_transformer_like(srp.model, srp.task), srp.task, "transformer")
-    limits = _limits(OVERHEAD_LIMIT)
+    limits = parse_limits(OVERHEAD_LIMIT)
     measured = translation.measure({"srp": srp, "transformer": stock}, "test", sorted(limits),
                                    timing.Protocol(TIMING_THREADS, TIMING_ROUNDS), limits, with_bleu=False, log=log)
     max_pos = translation.max_positions(srp.task, [srp, stock])

@@ -97,10 +97,6 @@ def load_models(specs: Sequence[str], data: str) -> Dict[str, "sentence.Sentence
     return models
 
 
-def _limits(text: str) -> Dict[int, int]:
-    return {int(k): int(v) for k, v in (item.split(":") for item in filter(None, text.split(",")))}
-
-
 def main(argv: Optional[List[str]] = None):
     p = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     p.add_argument("data", help="sentence_prediction data folder (fairseq-preprocess layout)")
@@ -123,7 +119,7 @@ def main(argv: Optional[List[str]] = None):
     progress(f"{len(models)} models loaded; scoring {args.splits}, timing batch sizes {args.batch_sizes}")
     sizes = [int(b) for b in args.batch_sizes.split(",") if b]
     result = measure(models, args.splits.split(","), sizes, timing.Protocol(args.threads, args.rounds),
-                     args.timing_split, _limits(args.timing_limit), log=progress)
+                     args.timing_split, timing.parse_limits(args.timing_limit), log=progress)
     text = json.dumps({"protocol": timing.Protocol(args.threads, args.rounds).as_dict(), "models": result}, indent=1)
     if args.out:
         with open(args.out, "w", encoding="utf-8") as f:

@@ -36,6 +36,11 @@ class Protocol:
         return asdict(self)
 
 
+def parse_limits(text: str) -> Dict[int, int]:
+    """``"1:300,8:800"`` -> {1: 300, 8: 800}: at most N examples per timing pass at a batch size."""
+    return {int(k): int(v) for k, v in (item.split(":") for item in filter(None, text.split(",")))}
+
+
 def _one_pass(run: Callable, batches: Sequence, min_seconds: float):
     """(examples, wall s, cpu s) of repeated passes over ``batches`` lasting at least ``min_seconds``."""
     n, wall0, cpu0 = 0, time.perf_counter(), time.process_time()

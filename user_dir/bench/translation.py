@@ -254,10 +254,6 @@ def load_models(specs: Sequence[str], data: str) -> Dict[str, TranslationModel]:
     return models
 
 
-def _limits(text: str) -> Dict[int, int]:
-    return {int(k): int(v) for k, v in (item.split(":") for item in filter(None, text.split(",")))}
-
-
 def main(argv: Optional[List[str]] = None):
     p = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     p.add_argument("data", help="binarised translation data folder (fairseq-preprocess layout)")
@@ -278,9 +274,9 @@ def main(argv: Optional[List[str]] = None):
     models = load_models(args.model, args.data)
     sizes = [int(b) for b in args.batch_sizes.split(",") if b]
     protocol = timing.Protocol(args.threads, args.rounds)
-    result = measure(models, args.split, sizes, protocol, _limits(args.timing_limit), args.beam, args.bleu_batch_size)
+    result = measure(models, args.split, sizes, protocol, timing.parse_limits(args.timing_limit), args.beam, args.bleu_batch_size)
     text = json.dumps({"protocol": protocol.as_dict(), "split": args.split, "beam": args.beam,
-                       "batch_sizes": sizes, "timing_limit": _limits(args.timing_limit), "models": result}, indent=1)
+                       "batch_sizes": sizes, "timing_limit": timing.parse_limits(args.timing_limit), "models": result}, indent=1)
     if args.out:
         with open(args.out, "w", encoding="utf-8") as f:
             f.write(text + "\n")
