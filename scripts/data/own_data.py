@@ -18,7 +18,6 @@ Details: docs/encoder-foundation.md, "Your own data". Exit codes: 0 ok, 2 bad op
 import argparse
 import json
 import logging
-import math
 import os
 import random
 import shlex
@@ -41,8 +40,6 @@ from own_data_rows import (DataError, check_mostly_bad, class_order, file_format
 PROG = "prepare-own-data"
 SPLITS = ("train", "valid", "test")
 MINILM_DIR = Path(os.environ.get("MINILM_DIR", REPO / "checkpoints" / "minilm"))
-# finetune-baseline.sh's defaults, for the regression command's schedule
-BATCH, EPOCHS, WARMUP_RATIO = 32, 3, 0.06
 
 
 # ---------------------------------------------------------------------------------------------
@@ -244,34 +241,19 @@ def shown_path(path):
         return str(path)
 
 
-def next_command(out, n_train, num_classes, regression, encoder, ckpt):
+def next_command(out, encoder, ckpt):
+    """The fine-tuning command for the folder; the class count (or regression) is read from it."""
     q = shlex.quote
     data = shown_path(out)
     prefix = "" if Path.cwd().resolve() == REPO else f"cd {q(str(REPO))} && "
-    default = encoder.dir.resolve() == MINILM_DIR.resolve()
-    if not regression:
-        env = [f"DATA={q(data)}", f"NUM_CLASSES={num_classes}"]
-        if not default:
-            env += [f"RESTORE={q(shown_path(ckpt.path))}", f"ARCH={ckpt.arch}"]
-            if ckpt.positions != encoders.DEFAULT_POSITIONS:
-                env.append(f"MAX_POSITIONS={ckpt.positions}")
-            if ckpt.model_args:
-                env.append(f"EXTRA_ARGS={q(' '.join(ckpt.model_args))}")
-        return prefix + " ".join(env) + " bash scripts/models/finetune-baseline.sh"
-    total = math.ceil(n_train / BATCH) * EPOCHS
-    argv = ["fairseq-train", data, "--user-dir", "user_dir", "--task", "sentence_prediction",
-            "--arch", ckpt.arch, *ckpt.model_args, "--restore-file", shown_path(ckpt.path),
-            "--reset-optimizer", "--reset-dataloader", "--reset-meters", "--reset-lr-scheduler",
-            "--init-token", "0", "--separator-token", "2", "--num-classes", "1", "--regression-target",
-            "--max-positions", str(ckpt.positions), "--criterion", "sentence_prediction",
-            "--classification-head-name", "sentence_classification_head",
-            "--optimizer", "adam", "--adam-betas", "(0.9,0.98)", "--adam-eps", "1e-06",
-            "--weight-decay", "0.01", "--lr-scheduler", "polynomial_decay", "--lr", "5e-5",
-            "--total-num-update", str(total), "--warmup-updates", str(int(total * WARMUP_RATIO)),
-            "--batch-size", str(BATCH), "--max-epoch", str(EPOCHS), "--required-batch-size-multiple", "1",
-            "--num-workers", "0", "--best-checkpoint-metric", "loss", "--no-epoch-checkpoints",
-            "--save-dir", f"checkpoints/baseline-{out.name}", "--log-format", "simple", "--log-interval", "50"]
-    return prefix + " ".join(q(a) for a in argv)
+    env = [f"DATA={q(data)}"]
+    if encoder.dir.resolve() != MINILM_DIR.resolve():
+        env += [f"RESTORE={q(shown_path(ckpt.path))}", f"ARCH={ckpt.arch}"]
+        if ckpt.positions != encoders.DEFAULT_POSITIONS:
+            env.append(f"MAX_POSITIONS={ckpt.positions}")
+        if ckpt.model_args:
+            env.append(f"EXTRA_ARGS={q(' '.join(ckpt.model_args))}")
+    return prefix + " ".join(env) + " bash scripts/models/finetune-baseline.sh"
 
 
 def label_counts(items, classes):
@@ -312,8 +294,7 @@ def data_json(args, read, splits, classes, pairs, encoder, ckpt, max_tokens, out
         "bad_rows": {s: len(rows.bad) for s, (rows, _, _) in read.items()},
         "header_line": {s: rows.header_line for s, (rows, _, _) in read.items()},
         "sources": {s: str(Path(getattr(args, s)).resolve()) for s in read},
-        "next": next_command(out, len(splits["train"]), None if regression else len(classes),
-                             regression, encoder, ckpt),
+        "next": next_command(out, encoder, ckpt),
     }
 
 

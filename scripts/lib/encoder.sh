@@ -49,3 +49,22 @@ binarise() {
 eval_subsets() {
   if [[ -f "$1/input0/test.idx" ]]; then echo "valid,test"; else echo "valid"; fi
 }
+
+# resolve_labels DATA: set NUM_CLASSES and REGRESSION (0/1) from DATA's label/ folder, and
+# LABEL_ARGS (the fairseq flags: --num-classes N [--regression-target]). A NUM_CLASSES given in the
+# environment that disagrees with the data is refused here, before any training step.
+resolve_labels() {
+  local out
+  out=$(python "$REPO/user_dir/common/data_classes.py" "$1" ${NUM_CLASSES:+--num-classes "$NUM_CLASSES"} \
+        --what NUM_CLASSES --shell) || exit 2
+  eval "$out"
+  LABEL_ARGS=(--num-classes "$NUM_CLASSES")
+  if [[ "$REGRESSION" == 1 ]]; then LABEL_ARGS+=(--regression-target); fi
+}
+
+# restore_flags CHECKPOINT DATA: the fairseq-train flags that make a prunable architecture match
+# CHECKPOINT's shape and classification head (a stock fairseq roberta_* one included); refuses a
+# checkpoint whose head does not fit DATA's labels
+restore_flags() {
+  python -m user_dir.common.checkpoint_info "$1" --data "$2" --flags || exit 2
+}

@@ -8,7 +8,7 @@
 #   SAVE_DIR (checkpoints/ltp-hard-$(basename DATA)) ARCH (ltp_roberta_minilm) LR (1e-5; the method
 #   searches 0.5e-5, 1e-5, 2e-5) EPOCHS (5; the method uses 10 for small sets) FINAL_THRESHOLD (0.01,
 #   must equal the soft stage's) SCORE_NORM (fixed) SCORE_LENGTH (128) BATCH (32) WEIGHT_DECAY (0)
-#   DROPOUT (0.1) NUM_CLASSES (2) MAX_POSITIONS (512) SEED (1) THREADS (2) VALIDATE (1; 0 skips the final fairseq-validate) EXTRA_ARGS
+#   DROPOUT (0.1) NUM_CLASSES (read from DATA/label; if set it must agree) MAX_POSITIONS (512) SEED (1) THREADS (2) VALIDATE (1; 0 skips the final fairseq-validate) EXTRA_ARGS
 source "$(dirname "$0")/lib.sh"
 SOFT="${SOFT:-checkpoints/ltp-soft-$(basename "$DATA")/checkpoint_last.pt}"
 SAVE_DIR="${SAVE_DIR:-checkpoints/ltp-hard-$(basename "$DATA")}"

@@ -5,7 +5,7 @@ source "$(dirname "${BASH_SOURCE[0]}")/../lib/encoder.sh"
 
 DATA="${DATA:-data-bin/sentiment}"
 ARCH="${ARCH:-ltp_roberta_minilm}"
-NUM_CLASSES="${NUM_CLASSES:-2}"
+NUM_CLASSES="${NUM_CLASSES:-}"  # empty: read from DATA/label (resolve_labels)
 MAX_POSITIONS="${MAX_POSITIONS:-512}"
 BATCH="${BATCH:-32}"
 VALID_BATCH="${VALID_BATCH:-$BATCH}"
@@ -21,13 +21,15 @@ DEVICE_ARGS="${DEVICE_ARGS:-$(python -c 'import torch; print("" if torch.cuda.is
 
 ltp_die() { echo "error: $*" >&2; exit 2; }
 
-# ltp_check_data DIR: the sentence_prediction layout that fairseq-preprocess writes
+# ltp_check_data DIR: the sentence_prediction layout that fairseq-preprocess writes; sets
+# NUM_CLASSES / REGRESSION / LABEL_ARGS from its label/ folder (resolve_labels)
 ltp_check_data() {
   local dir="$1" f
-  for f in input0/dict.txt input0/train.idx input0/valid.idx label/dict.txt label/train.idx label/valid.idx; do
+  for f in input0/dict.txt input0/train.idx input0/valid.idx; do
     [[ -f "$dir/$f" ]] || ltp_die "DATA=$dir is not a sentence_prediction data folder ($f missing; expected" \
-      "input0/ and label/ with {train,valid}.{bin,idx} and dict.txt, as scripts/data/prepare-sentiment.sh makes)"
+      "input0/ and label/ with {train,valid}.{bin,idx} and dict.txt, as scripts/prepare-own-data.sh makes)"
   done
+  resolve_labels "$dir"
 }
 
 # ltp_check_checkpoint FILE WHAT: a checkpoint the stage restores from
@@ -38,7 +40,13 @@ ltp_check_checkpoint() {
 # the task flags of fairseq's RoBERTa sentence_prediction recipe: <s> first (LTP keeps it), </s> last
 ltp_task_args() {
   echo "--user-dir user_dir --task sentence_prediction --init-token 0 --separator-token 2" \
-       "--num-classes $NUM_CLASSES --max-positions $MAX_POSITIONS"
+       "${LABEL_ARGS[*]} --max-positions $MAX_POSITIONS"
+}
+
+# the dev metric that picks checkpoint_best.pt: accuracy, or the loss for regression data
+ltp_best_metric() {
+  if [[ "${REGRESSION:-0}" == 1 ]]; then echo "--best-checkpoint-metric loss"
+  else echo "--best-checkpoint-metric accuracy --maximize-best-checkpoint-metric"; fi
 }
 
 # ltp_train SAVE_DIR RESTORE OPTIMIZER EPOCHS LR [pruning flags...]: the fine-tuning run every stage
@@ -49,7 +57,9 @@ ltp_task_args() {
 ltp_train() {
   local save_dir="$1" restore="$2" optimizer="$3" epochs="$4" lr="$5"; shift 5
   local start_args=(--restore-file "$restore" --reset-optimizer --reset-dataloader --reset-meters --reset-lr-scheduler)
-  local tee_args=()
+  local tee_args=() shape
+  # the restored checkpoint's shape and head name (a stock fairseq roberta_* one included)
+  shape="$(restore_flags "$restore" "$DATA")"
   mkdir -p "$save_dir"
   if [[ -f "$save_dir/checkpoint_last.pt" && "${RESUME:-1}" == 1 ]]; then
     echo "ltp: resuming from $save_dir/checkpoint_last.pt (RESUME=0 starts over)"
@@ -63,7 +73,7 @@ ltp_train() {
     --lr-scheduler polynomial_decay --lr "$lr" --total-num-update "$(ltp_total_updates "$epochs")" \
     --warmup-updates 0 --batch-size "$BATCH" --max-epoch "$epochs" --required-batch-size-multiple 1 \
     --dropout "$DROPOUT" --attention-dropout "$DROPOUT" --seed "$SEED" --num-workers 0 \
-    --best-checkpoint-metric accuracy --maximize-best-checkpoint-metric --no-epoch-checkpoints \
+    $(ltp_best_metric) --no-epoch-checkpoints $shape \
     --save-dir "$save_dir" --log-format simple --log-interval 50 $DEVICE_ARGS $EXTRA_ARGS \
     2>&1 | tee "${tee_args[@]}" "$save_dir/train.log"
 }

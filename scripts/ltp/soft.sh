@@ -9,7 +9,7 @@
 #   SAVE_DIR (checkpoints/ltp-soft-$(basename DATA)) ARCH (ltp_roberta_minilm) LR (2e-5)
 #   THRESHOLD_LR (= LR) LAMBDA (0.1) TEMPERATURE (1e-3) FINAL_THRESHOLD (0.01) SCORE_NORM (fixed)
 #   SCORE_LENGTH (128) REG_NORM (tokens) EPOCHS (3) BATCH (32) WEIGHT_DECAY (0) DROPOUT (0.1)
-#   NUM_CLASSES (2) MAX_POSITIONS (512) SEED (1) THREADS (2) VALIDATE (1; 0 skips the final
+#   NUM_CLASSES (read from DATA/label; if set it must agree) MAX_POSITIONS (512) SEED (1) THREADS (2) VALIDATE (1; 0 skips the final
 #   fairseq-validate) EXTRA_ARGS (appended to fairseq-train)
 source "$(dirname "$0")/lib.sh"
 RESTORE="${RESTORE:-checkpoints/baseline-$(basename "$DATA")/checkpoint_best.pt}"

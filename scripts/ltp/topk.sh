@@ -7,7 +7,7 @@
 #
 # Env (defaults): DATA (data-bin/sentiment) RESTORE (checkpoints/baseline-$(basename DATA)/checkpoint_best.pt)
 #   SAVE_DIR (checkpoints/ltp-topk-$(basename DATA)) KEEP_RATE (0.5) ARCH (ltp_roberta_minilm) LR (1e-5)
-#   EPOCHS (5) BATCH (32) WEIGHT_DECAY (0) DROPOUT (0.1) NUM_CLASSES (2) MAX_POSITIONS (512) SEED (1)
+#   EPOCHS (5) BATCH (32) WEIGHT_DECAY (0) DROPOUT (0.1) NUM_CLASSES (read from DATA/label; if set it must agree) MAX_POSITIONS (512) SEED (1)
 #   THREADS (2) VALIDATE (1; 0 skips the final fairseq-validate) EXTRA_ARGS
 source "$(dirname "$0")/lib.sh"
 RESTORE="${RESTORE:-checkpoints/baseline-$(basename "$DATA")/checkpoint_best.pt}"

@@ -11,7 +11,7 @@
 # SEED=1. The total update count for the schedule is derived from the training-set size.
 # Every knob is an environment variable:
 #   DATA SAVE_DIR RESTORE ARCH LR BATCH UPDATE_FREQ EPOCHS WARMUP_RATIO WEIGHT_DECAY DROPOUT
-#   NUM_CLASSES MAX_POSITIONS SEED THREADS VALID_BATCH EXTRA_ARGS (appended to fairseq-train)
+#   NUM_CLASSES (read from DATA/label; if set it must agree) MAX_POSITIONS SEED THREADS VALID_BATCH EXTRA_ARGS (appended to fairseq-train)
 #   RESUME (1: continue from SAVE_DIR/checkpoint_last.pt when there is one; 0: start over)
 # Output: SAVE_DIR/checkpoint_best.pt (best dev accuracy), train.log, test.log, result.json.
 source "$(dirname "$0")/../lib/encoder.sh"
@@ -27,20 +27,26 @@ EPOCHS="${EPOCHS:-3}"
 WARMUP_RATIO="${WARMUP_RATIO:-0.06}"
 WEIGHT_DECAY="${WEIGHT_DECAY:-0.01}"
 DROPOUT="${DROPOUT:-0.1}"
-NUM_CLASSES="${NUM_CLASSES:-2}"
+NUM_CLASSES="${NUM_CLASSES:-}"  # empty: read from DATA/label (classes, or regression)
 MAX_POSITIONS="${MAX_POSITIONS:-512}"
 SEED="${SEED:-1}"
 THREADS="${THREADS:-2}"
 VALID_BATCH="${VALID_BATCH:-$BATCH}"
 EXTRA_ARGS="${EXTRA_ARGS:-}"
 
-for f in "$DATA/input0/dict.txt" "$DATA/input0/train.idx" "$DATA/input0/valid.idx" "$DATA/label/dict.txt"; do
+for f in "$DATA/input0/dict.txt" "$DATA/input0/train.idx" "$DATA/input0/valid.idx"; do
   if [[ ! -f "$f" ]]; then
     echo "error: $DATA is not a sentence_prediction data folder ($f missing);" \
-         "run scripts/data/prepare-sentiment.sh or scripts/data/prepare-reviews.sh" >&2
+         "run scripts/prepare-own-data.sh, scripts/data/prepare-sentiment.sh or scripts/data/prepare-reviews.sh" >&2
     exit 1
   fi
 done
+resolve_labels "$DATA"  # NUM_CLASSES, REGRESSION, LABEL_ARGS; a NUM_CLASSES that disagrees stops here
+if [[ "$REGRESSION" == 1 ]]; then
+  BEST_ARGS=(--best-checkpoint-metric loss)
+else
+  BEST_ARGS=(--best-checkpoint-metric accuracy --maximize-best-checkpoint-metric)
+fi
 if [[ ! -f "$RESTORE" ]]; then
   echo "error: pretrained checkpoint $RESTORE not found; run scripts/models/prepare-minilm.sh" >&2
   exit 1
@@ -78,13 +84,13 @@ START=$(date +%s)
 fairseq-train "$DATA" --user-dir user_dir \
   --task sentence_prediction --arch "$ARCH" \
   "${START_ARGS[@]}" \
-  --init-token 0 --separator-token 2 --num-classes "$NUM_CLASSES" --max-positions "$MAX_POSITIONS" \
+  --init-token 0 --separator-token 2 "${LABEL_ARGS[@]}" --max-positions "$MAX_POSITIONS" \
   --criterion sentence_prediction --classification-head-name sentence_classification_head \
   --optimizer adam --adam-betas "(0.9,0.98)" --adam-eps 1e-06 --weight-decay "$WEIGHT_DECAY" --clip-norm 0.0 \
   --lr-scheduler polynomial_decay --lr "$LR" --total-num-update "$TOTAL_UPDATES" --warmup-updates "$WARMUP_UPDATES" \
   --batch-size "$BATCH" --update-freq "$UPDATE_FREQ" --max-epoch "$EPOCHS" --required-batch-size-multiple 1 \
   --dropout "$DROPOUT" --attention-dropout "$DROPOUT" --seed "$SEED" --num-workers 0 \
-  --best-checkpoint-metric accuracy --maximize-best-checkpoint-metric --no-epoch-checkpoints \
+  "${BEST_ARGS[@]}" --no-epoch-checkpoints \
   --save-dir "$SAVE_DIR" --log-format simple --log-interval 50 $EXTRA_ARGS \
   2>&1 | tee "${TEE_ARGS[@]}" "$SAVE_DIR/train.log"
 TRAIN_S=$(( $(date +%s) - START ))
@@ -98,12 +104,16 @@ fairseq-validate "$DATA" --user-dir user_dir --task sentence_prediction \
 python - "$SAVE_DIR" "$TRAIN_S" <<'EOF'
 import json, re, sys
 save_dir, train_s = sys.argv[1], int(sys.argv[2])
-acc = {}
+acc, loss = {}, {}
 for line in open(f"{save_dir}/test.log"):
     m = re.search(r"valid on '(\w+)' subset .*?accuracy ([0-9.]+)", line)
     if m:
         acc[m.group(1)] = float(m.group(2))
-result = {"dev_accuracy": acc.get("valid"), "test_accuracy": acc.get("test"), "train_seconds": train_s}
+    m = re.search(r"valid on '(\w+)' subset \| loss ([0-9.]+)", line)
+    if m:  # regression data has no accuracy
+        loss[m.group(1)] = float(m.group(2))
+result = {"dev_accuracy": acc.get("valid"), "test_accuracy": acc.get("test"),
+          "dev_loss": loss.get("valid"), "test_loss": loss.get("test"), "train_seconds": train_s}
 json.dump(result, open(f"{save_dir}/result.json", "w"), indent=1)
 print("finetune-baseline:", json.dumps(result))
 EOF

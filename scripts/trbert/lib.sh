@@ -4,7 +4,7 @@ source "$(dirname "${BASH_SOURCE[0]}")/../lib/encoder.sh"   # REPO (cwd), .venv 
 
 DATA="${DATA:-data-bin/reviews}"
 ARCH="${ARCH:-trbert_roberta_minilm}"
-NUM_CLASSES="${NUM_CLASSES:-2}"
+NUM_CLASSES="${NUM_CLASSES:-}"  # empty: read from DATA/label (resolve_labels)
 MAX_POSITIONS="${MAX_POSITIONS:-512}"
 REDUCE_LAYERS="${REDUCE_LAYERS:-}"        # empty: the arch's default (1,3 for MiniLM, 1,6 for base)
 OUT="${OUT:-checkpoints/trbert}"          # one sub-folder per stage
@@ -41,6 +41,10 @@ trbert_train() {
   [[ -n "$REDUCE_LAYERS" ]] && reduce=(--trbert-reduce-layers "$REDUCE_LAYERS")
   [[ "${VALIDATE:-1}" == 0 ]] && validate=(--disable-validation)
   require_file "$init_from" "run the previous stage first"
+  resolve_labels "$DATA"
+  local shape
+  # the restored checkpoint's shape and head name (a stock fairseq roberta_* one included)
+  shape="$(restore_flags "$init_from" "$DATA")"
   mkdir -p "$save_dir"
   rm -f "$save_dir/train_seconds"
   local start_args=(--restore-file "$init_from" --reset-optimizer --reset-dataloader --reset-meters
@@ -55,7 +59,8 @@ trbert_train() {
   fi
   echo "trbert-$stage: $updates updates of $batch x $update_freq examples, lr $lr, from $init_from -> $save_dir"
   local start; start=$(date +%s)
-  fairseq-train "$DATA" --user-dir user_dir --task sentence_prediction --num-classes "$NUM_CLASSES" \
+  # shellcheck disable=SC2086  # $shape is a list of flags
+  fairseq-train "$DATA" --user-dir user_dir --task sentence_prediction "${LABEL_ARGS[@]}" $shape \
     --init-token 0 --separator-token 2 --max-positions "$MAX_POSITIONS" \
     --arch "$ARCH" "${reduce[@]}" --criterion trbert --trbert-stage "$stage" \
     "${start_args[@]}" "${save_args[@]}" \

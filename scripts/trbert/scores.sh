@@ -8,9 +8,10 @@ source "$(dirname "$0")/lib.sh"
 SCORES="${SCORES:-$OUT/scores.pt}"
 require_file "$FINETUNED" "fine-tune first (scripts/models/finetune-baseline.sh with DATA=$DATA)"
 if [[ -f "$SCORES" && "${FORCE:-0}" != 1 ]]; then echo "trbert-scores: $SCORES exists (cached)"; exit 0; fi
+resolve_labels "$DATA"
 args=()
 [[ -n "$REDUCE_LAYERS" ]] && args+=(--reduce-layers "$REDUCE_LAYERS")
 [[ -n "${SCORE_LAYER:-}" ]] && args+=(--score-layer "$SCORE_LAYER")
 python -m user_dir.trbert.residual_scores "$DATA" --user-dir user_dir --task sentence_prediction \
-  --num-classes "$NUM_CLASSES" --path "$FINETUNED" --valid-subset "${SPLIT:-train}" \
+  "${LABEL_ARGS[@]}" --path "$FINETUNED" --valid-subset "${SPLIT:-train}" \
   --batch-size "${SCORE_BATCH:-8}" --num-workers 0 --scores-out "$SCORES" "${args[@]}"

@@ -96,7 +96,7 @@ def test_tsv_multiclass_header_and_carved_split(tiny_encoder, tmp_path, capsys):
     assert not (out / "input1").exists() and not (out / "input0" / "test.idx").exists()
     assert "header (line 1) skipped" in stdout and "0: Zeta, 1: neg, 2: neutral, 3: pos" in stdout
     assert "no test split" in stdout
-    assert f"NUM_CLASSES=4 RESTORE={tiny_encoder.model_dir / 'model.pt'}" in info["next"]
+    assert f"RESTORE={tiny_encoder.model_dir / 'model.pt'}" in info["next"] and "NUM_CLASSES" not in info["next"]
     assert "MAX_POSITIONS=64" in info["next"] and info["next"] in stdout
     # every example once, text lowercased WordPiece of the row
     texts = _lines(out / "text" / "train.input0") + _lines(out / "text" / "valid.input0")
@@ -160,7 +160,7 @@ def test_regression_labels_are_float_text(tiny_encoder, tmp_path, capsys):  # no
     assert _lines(out / "label" / "test.label") == ["1.5"]
     assert sorted(p.name for p in (out / "label").iterdir()) == ["test.label", "train.label", "valid.label"]
     assert "line 6: label 'abc' is not a finite number" in stdout and "task: regression" in stdout
-    assert "--regression-target" in info["next"] and "--num-classes 1" in info["next"]
+    assert "finetune-baseline.sh" in info["next"]  # which reads "regression" from the folder
 
 
 def test_bad_rows_are_reported_with_line_numbers(tiny_encoder, tmp_path, capsys):  # noqa: F811
@@ -294,13 +294,19 @@ def test_fairseq_train_runs_on_prepared_folders(tmp_path, capsys):
     log = run_cli(["fairseq-train", *base]).stdout
     assert re.search(r"num_updates[ =]2\b", log), log[-3000:]
 
-    # regression: the printed next command itself, cut to 2 updates
+    # regression: the printed next command itself (finetune-baseline.sh reads "regression" from the
+    # folder), cut to one epoch
     reg = tmp_path / "data-bin" / "reg"
     rows = "".join(f"{rng.random() * 5:.2f}\t{tiny_sentence(rng)[0]}\n" for _ in range(24))
     assert own_data.main(["--train", str(_write(tmp_path / "r.tsv", rows)), "--out", str(reg), "--regression",
                           "--encoder", str(enc.model_dir)]) == 0
     nxt = json.loads((reg / "data.json").read_text())["next"].split(" && ")[-1]  # no "cd REPO &&"
     capsys.readouterr()
-    assert nxt.startswith("fairseq-train") and "--regression-target" in nxt
-    log = run_cli([*shlex.split(nxt), "--max-update", "2", "--cpu", "--no-save", "--save-dir", tmp_path / "ft2"]).stdout
-    assert re.search(r"num_updates[ =]2\b", log), log[-3000:]
+    words = shlex.split(nxt)
+    assert words[-2:] == ["bash", "scripts/models/finetune-baseline.sh"]
+    env = dict(w.split("=", 1) for w in words[:-2])
+    env.update(EPOCHS="1", SAVE_DIR=str(tmp_path / "ft2"), THREADS="1")
+    log = run_cli(["env", *(f"{k}={v}" for k, v in env.items()), "bash", "scripts/models/finetune-baseline.sh"]).stdout
+    assert "--regression-target" not in log and "regression_target': True" in log, log[-3000:]
+    result = json.loads((tmp_path / "ft2" / "result.json").read_text())
+    assert result["dev_accuracy"] is None and result["dev_loss"] is not None

@@ -54,8 +54,8 @@ def _model_cfg(state) -> dict:
     return section if isinstance(section, dict) else vars(section)
 
 
-def _kprune_args(enc, path, save_dir, *extra):
-    return [str(enc.data_dir), "--user-dir", str(REPO / "user_dir"), "--path", str(path),
+def _kprune_args(enc, path, save_dir, *extra, data=None):
+    return [str(data or enc.data_dir), "--user-dir", str(REPO / "user_dir"), "--path", str(path),
             "--save-dir", str(save_dir), "--cpu", *extra]
 
 
@@ -142,9 +142,10 @@ def test_wrong_kinds_of_checkpoint(tiny_encoder, finetuned, tmp_path):
     cases[not_ckpt] = "is not a readable fairseq checkpoint"
     cases[enc.checkpoint] = "was trained for task 'masked_lm'"  # pretrained, not fine-tuned
 
-    def stock_roberta(state):
-        _model_cfg(state)["_name"] = _model_cfg(state)["arch"] = "roberta_minilm"
-    cases[_edit_checkpoint(finetuned, tmp_path / "stock.pt", stock_roberta)] = "holds a 'roberta_minilm' (RobertaModel) model;"
+    def translation(state):  # stock roberta_* is accepted (tests/common/test_stock_roberta.py)
+        _model_cfg(state)["_name"] = _model_cfg(state)["arch"] = "transformer_iwslt_de_en"
+    cases[_edit_checkpoint(finetuned, tmp_path / "mt.pt", translation)] = \
+        "holds a 'transformer_iwslt_de_en' model; fairseq-kprune prunes a fine-tuned stock fairseq RoBERTa"
 
     def ltp(state):
         _model_cfg(state)["_name"] = _model_cfg(state)["arch"] = "ltp_roberta_minilm"
@@ -160,6 +161,21 @@ def test_wrong_kinds_of_checkpoint(tiny_encoder, finetuned, tmp_path):
         with pytest.raises(KpruneInputError, match=re.escape(message)) as err:
             _run(_kprune_args(enc, path, tmp_path / "out", "--constraint", "0.5"))
         assert str(err.value).startswith("--path:")
+    assert not (tmp_path / "out").exists()
+
+
+def test_data_without_labels_or_with_other_labels(tiny_encoder, finetuned, tmp_path):
+    enc = tiny_encoder
+    no_labels = tmp_path / "no-labels"
+    shutil.copytree(enc.data_dir / "input0", no_labels / "input0")
+    with pytest.raises(KpruneInputError, match=r"^data: .*no-labels has no label/ folder"):
+        _run(_kprune_args(enc, finetuned, tmp_path / "out", "--constraint", "0.5", data=no_labels))
+    three = tmp_path / "three-labels"
+    shutil.copytree(enc.data_dir, three)
+    (three / "label" / "dict.txt").write_text("0 10\n1 10\n2 10\n")
+    with pytest.raises(KpruneInputError, match=r"^--path: .* predicts 2 classes, but .*three-labels holds "
+                                               r"3 classes \(0, 1, 2\)"):
+        _run(_kprune_args(enc, finetuned, tmp_path / "out", "--constraint", "0.5", data=three))
     assert not (tmp_path / "out").exists()
 
 
@@ -187,3 +203,19 @@ def test_empty_or_missing_data(tiny_encoder, finetuned, tmp_path):
         _run([str(tmp_path / "nowhere")] + argv[1:])
     with pytest.raises(KpruneInputError, match=r"^data: .* is not a sentence_prediction data directory"):
         _run([str(tmp_path)] + argv[1:])
+
+
+def test_high_constraint_warns_with_what_is_left(tiny_encoder, finetuned, tmp_path, caplog):
+    import logging
+
+    with caplog.at_level(logging.WARNING, logger="fairseq_cli.kprune"):
+        _run(_kprune_args(tiny_encoder, finetuned, tmp_path / "out", "--constraint", "0.9",
+                          "--num-tokens", "2000", "--no-progress-bar"))
+    warning = [r.getMessage() for r in caplog.records if r.levelno == logging.WARNING]
+    assert any(m.startswith("--constraint 0.9: only ") and "attention heads" in m and "FFN neurons are left" in m
+               for m in warning), warning
+    caplog.clear()
+    with caplog.at_level(logging.WARNING, logger="fairseq_cli.kprune"):
+        _run(_kprune_args(tiny_encoder, finetuned, tmp_path / "out2", "--constraint", "0.5",
+                          "--num-tokens", "2000", "--no-progress-bar"))
+    assert not [r for r in caplog.records if "are left" in r.getMessage()]

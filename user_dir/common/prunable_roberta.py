@@ -54,6 +54,10 @@ class PrunableRobertaModel(RobertaModel):
 
     @classmethod
     def build_model(cls, args, task):
+        # a class count that disagrees with label/dict.txt fails here, not at the first step; imported
+        # here so that `python -m user_dir.common.data_classes` does not import itself twice
+        from user_dir.common.data_classes import check_task
+        check_task(task)
         if OmegaConf.is_config(args):
             OmegaConf.set_struct(args, False)
         prunable_base_architecture(args)

@@ -1,8 +1,9 @@
 """Reading the fine-tuned checkpoint Kprune starts from, and writing the pruned one.
 
-The input must be a ``prunable_roberta`` model fine-tuned with ``--task sentence_prediction``; the
-checks run on the raw checkpoint first, so a wrong file fails with a message about ``--path``
-instead of a shape error deep inside fairseq.
+The input is a RoBERTa-style classifier fine-tuned with ``--task sentence_prediction``: a
+``prunable_roberta`` model, or a stock fairseq ``roberta*`` one (built as ``prunable_roberta``, same
+weights). The checks run on the raw checkpoint first, so a wrong file fails with a message about
+``--path`` (or the data folder) instead of a shape error deep inside fairseq.
 
 The output is an ordinary fairseq checkpoint: plain ``cfg`` (per-layer sizes in
 ``cfg.model.encoder_layer_heads`` / ``encoder_layer_ffn_dims``), a state dict of tensors, a fresh
@@ -14,31 +15,22 @@ from argparse import Namespace
 
 import torch
 from fairseq import checkpoint_utils
-from fairseq.dataclass.utils import convert_namespace_to_omegaconf
-from fairseq.models import ARCH_MODEL_REGISTRY, MODEL_REGISTRY
 from omegaconf import OmegaConf
 
-from user_dir.common.prunable_roberta import PrunableRobertaModel
+from user_dir.common.checkpoint_info import (
+    CheckpointInfoError,
+    as_prunable,
+    cfg_get,
+    cfg_of,
+    check_head_matches_data,
+    load_raw,
+    read_info,
+)
+from user_dir.common.data_classes import LabelSpecError, label_spec
 
 
 class KpruneInputError(ValueError):
     """A bad command-line input; the message starts with the option it is about."""
-
-
-def _cfg_of(state):
-    if state.get("args") is not None:
-        return convert_namespace_to_omegaconf(state["args"])
-    if state.get("cfg") is not None:
-        return state["cfg"]
-    return None
-
-
-def _get(section, key, default=None):
-    try:
-        value = section.get(key, default) if hasattr(section, "get") else getattr(section, key, default)
-    except Exception:  # an unresolvable interpolation
-        return default
-    return default if value is None else value
 
 
 def check_data_dir(data: str) -> None:
@@ -47,47 +39,50 @@ def check_data_dir(data: str) -> None:
     if not os.path.isfile(os.path.join(data, "input0", "dict.txt")):
         raise KpruneInputError(f"data: {data} is not a sentence_prediction data directory "
                                "(input0/dict.txt is missing; see fairseq-preprocess)")
+    try:  # fairseq's sentence_prediction task reads label/ even though Kprune needs no labels
+        label_spec(data)
+    except LabelSpecError as e:
+        raise KpruneInputError(str(e)) from None
 
 
 def read_checkpoint(path: str, data: str):
-    """The raw checkpoint state, validated to be a fine-tuned prunable_roberta classifier."""
-    if not path or not os.path.isfile(path):
-        raise KpruneInputError(f"--path: no such checkpoint file: {path!r}")
+    """The raw checkpoint state, validated to be a fine-tuned RoBERTa-style classifier.
+
+    A stock fairseq ``roberta*`` checkpoint (any classification head name) is accepted: its config
+    is rewritten in place to build it as ``prunable_roberta`` with the same weights."""
     try:
-        state = checkpoint_utils.load_checkpoint_to_cpu(path, arg_overrides={"data": data})
-    except Exception as e:
-        raise KpruneInputError(f"--path: {path} is not a readable fairseq checkpoint "
-                               f"({type(e).__name__}: {str(e)[:200]})") from None
-    cfg = _cfg_of(state) if isinstance(state, dict) else None
-    if cfg is None or "model" not in state:
-        raise KpruneInputError(f"--path: {path} is not a fairseq checkpoint (no cfg/args or model)")
-    task_name = _get(cfg.task, "_name")
+        state = load_raw(path, data)
+        info = read_info(path, state)
+    except CheckpointInfoError as e:
+        raise KpruneInputError(str(e)) from None
+    cfg = cfg_of(state)
+    task_name = cfg_get(cfg.task, "_name")
     if task_name != "sentence_prediction":
         raise KpruneInputError(
             f"--path: {path} was trained for task {task_name!r}; fairseq-kprune prunes a model "
             "fine-tuned with --task sentence_prediction (e.g. by scripts/models/finetune-baseline.sh)")
-    model_name = _get(cfg.model, "_name") or _get(cfg.model, "arch")
-    # cfg.model._name is the --arch name (e.g. prunable_roberta_minilm), or a model name
-    model_cls = ARCH_MODEL_REGISTRY.get(model_name) or MODEL_REGISTRY.get(model_name)
-    if model_cls is not PrunableRobertaModel:
-        kind = f"{model_name!r}" + (f" ({model_cls.__name__})" if model_cls else "")
-        if model_cls is not None and issubclass(model_cls, PrunableRobertaModel):
-            raise KpruneInputError(
-                f"--path: {path} holds a {kind} model with token pruning; fairseq-kprune prunes the "
-                "plain prunable_roberta model without token pruning: run it first, then train token "
-                "pruning (e.g. LTP) from its pruned checkpoint")
+    if info.family in ("ltp_roberta", "trbert_roberta"):
         raise KpruneInputError(
-            f"--path: {path} holds a {kind} model; fairseq-kprune needs a prunable_roberta model "
-            "(fine-tuned with --arch prunable_roberta*, which restores stock RoBERTa/converted "
-            "BERT weights unchanged)")
-    if _get(cfg.model, "encoder_normalize_before", False):
+            f"--path: {path} holds a {info.model_name!r} model with token pruning; fairseq-kprune prunes "
+            "a model without token pruning: run it first, then train token pruning (e.g. LTP) from "
+            "its pruned checkpoint")
+    if info.family not in ("roberta", "prunable_roberta"):
+        raise KpruneInputError(
+            f"--path: {path} holds a {info.model_name!r} model; fairseq-kprune prunes a fine-tuned "
+            "stock fairseq RoBERTa (--arch roberta_base, roberta_large, roberta, ...) or a prunable_roberta* "
+            "model (e.g. a converted BERT fine-tuned by scripts/models/finetune-baseline.sh)")
+    if info.normalize_before:
         raise KpruneInputError(f"--path: {path} is a pre-LN encoder; Kprune's targets assume post-LN")
-    head_name = classification_head_name(cfg)
-    if f"classification_heads.{head_name}.out_proj.weight" not in state["model"]:
+    if not info.heads:
         raise KpruneInputError(
-            f"--path: {path} has no fine-tuned classification head {head_name!r}; "
+            f"--path: {path} has no fine-tuned classification head; "
             "fairseq-kprune needs a fine-tuned (not a pretrained) checkpoint")
-    return state, cfg
+    try:
+        check_head_matches_data(info, data)
+    except (CheckpointInfoError, LabelSpecError) as e:
+        raise KpruneInputError(str(e)) from None
+    as_prunable(state, info)
+    return state, cfg_of(state)
 
 
 def _criterion(cfg):
@@ -96,15 +91,15 @@ def _criterion(cfg):
 
 def classification_head_name(cfg) -> str:
     crit = _criterion(cfg)
-    return _get(crit, "classification_head_name", "sentence_classification_head") if crit is not None \
+    return cfg_get(crit, "classification_head_name", "sentence_classification_head") if crit is not None \
         else "sentence_classification_head"
 
 
 def is_regression(cfg) -> bool:
     crit = _criterion(cfg)
     if crit is not None:
-        return bool(_get(crit, "regression_target", False))
-    return bool(_get(cfg.task, "regression_target", False))
+        return bool(cfg_get(crit, "regression_target", False))
+    return bool(cfg_get(cfg.task, "regression_target", False))
 
 
 def load_finetuned(path: str, data: str):

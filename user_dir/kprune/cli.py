@@ -199,6 +199,10 @@ def _load_split(task, split: str, data: str, option: str):
     return dataset
 
 
+# from here on so little of the encoder is left that users should look before they ship it
+HIGH_CONSTRAINT = 0.85
+
+
 def main(args) -> dict:
     from fairseq import utils
 
@@ -298,6 +302,13 @@ def main(args) -> dict:
     logger.info(f"heads per layer {result.heads_before} -> {result.heads_after}")
     logger.info(f"FFN neurons per layer {result.ffn_before} -> {result.ffn_after}")
     logger.info(f"masked vs sliced logits: max |diff| = {masked_vs_sliced:.2e}")
+    if args.constraint >= HIGH_CONSTRAINT:
+        heads_left, ffn_left = sum(result.heads_after), sum(result.ffn_after)
+        logger.warning(
+            f"--constraint {args.constraint}: only {heads_left} of {sum(result.heads_before)} attention heads "
+            f"and {ffn_left} of {sum(result.ffn_before)} FFN neurons are left (heads per layer "
+            f"{result.heads_after}, neurons {result.ffn_after}); without retraining, accuracy at this "
+            "rate is usually far below the unpruned model's: check it with fairseq-validate")
     if args.method == "kwon":
         stages = ", ".join(f"{k} {v:.2f} s" for k, v in result.stage_seconds.items())
         logger.info(f"pruning time (Kwon et al.: fisher + search + rearrange + rescale): "

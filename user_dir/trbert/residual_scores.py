@@ -19,6 +19,7 @@ from typing import Dict, List, Optional
 
 import torch
 
+from user_dir.common.checkpoint_info import load_as_prunable
 from user_dir.common.prunable_encoder import PrunableTransformerEncoder
 from user_dir.trbert.policy import default_score_layer, parse_reduce_layers
 from user_dir.trbert.rewards import example_task_loss
@@ -122,7 +123,7 @@ def add_args(parser):
 
 
 def main(argv=None):
-    from fairseq import checkpoint_utils, options, utils
+    from fairseq import options, utils
     from fairseq.dataclass.utils import convert_namespace_to_omegaconf
 
     logging.basicConfig(format="%(asctime)s | %(levelname)s | %(name)s | %(message)s",
@@ -137,8 +138,8 @@ def main(argv=None):
     if cfg.dataset.batch_size is None and cfg.dataset.max_tokens is None:
         cfg.dataset.batch_size = 8
     use_cuda = torch.cuda.is_available() and not cfg.common.cpu
-    models, saved_cfg, task = checkpoint_utils.load_model_ensemble_and_task(
-        [cfg.common_eval.path], arg_overrides={"data": args.data})
+    # a stock fairseq roberta_* checkpoint is scored as prunable_roberta (same weights)
+    models, saved_cfg, task = load_as_prunable(cfg.common_eval.path, args.data)
     model = models[0].eval()
     for p in model.parameters():
         p.requires_grad_(False)
