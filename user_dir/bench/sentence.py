@@ -20,8 +20,8 @@ from typing import Dict, List, Optional
 
 import torch
 from fairseq import checkpoint_utils, tasks, utils
-from omegaconf import OmegaConf, open_dict
 
+from user_dir.common.checkpoint_info import cfg_get, cfg_set, criterion_section
 from user_dir.common.split_batches import split_batches
 from user_dir.ltp.flops import LayerDims, layer_macs
 
@@ -60,20 +60,6 @@ class SentenceModel:
 
     def layer_sizes(self) -> List[Dict[str, int]]:
         return [{"heads": l.self_attn.num_heads, "ffn": l.fc1.out_features} for l in self.encoder.layers]
-
-
-def _criterion_section(cfg):
-    return cfg.get("criterion", None) if hasattr(cfg, "get") else getattr(cfg, "criterion", None)
-
-
-def _get(section, key, default=None):
-    if section is None:
-        return default
-    try:
-        value = section.get(key, default) if hasattr(section, "get") else getattr(section, key, default)
-    except Exception:  # an unresolvable interpolation
-        return default
-    return default if value is None else value
 
 
 def parse_spec(spec: str):
@@ -132,24 +118,21 @@ def load(path: str, data: str, name: Optional[str] = None, overrides: Optional[D
     state = checkpoint_utils.load_checkpoint_to_cpu(path, arg_overrides={"data": data, **overrides})
     cfg = state["cfg"]
     if arch:
-        if OmegaConf.is_config(cfg.model):
-            with open_dict(cfg.model):
-                cfg.model._name = cfg.model.arch = arch
-        else:  # legacy argparse checkpoints keep a Namespace here
-            cfg.model._name = cfg.model.arch = arch
+        cfg_set(cfg.model, "_name", arch)
+        cfg_set(cfg.model, "arch", arch)
     task = tasks.setup_task(cfg.task)
     model = task.build_model(cfg.model)
     model.load_state_dict(state["model"], strict=True, model_cfg=cfg.model)
     model = model.to(device).eval()
-    crit = _criterion_section(cfg)
-    head = _get(crit, "classification_head_name", "sentence_classification_head")
+    crit = criterion_section(cfg)
+    head = cfg_get(crit, "classification_head_name", "sentence_classification_head")
     heads = getattr(model, "classification_heads", {})
     if head not in heads and len(heads) == 1:
         head = next(iter(heads))
     if head not in heads:
         raise ValueError(f"--path {path}: no classification head {head!r} in the checkpoint "
                          f"(it has: {', '.join(heads) or 'none'}); is it a sentence_prediction model?")
-    regression = bool(_get(crit, "regression_target", False) or _get(cfg.task, "regression_target", False))
+    regression = bool(cfg_get(crit, "regression_target", False) or cfg_get(cfg.task, "regression_target", False))
     return SentenceModel(name or path, path, model, task, head, regression, overrides)
 
 
