@@ -3,8 +3,10 @@
 Importing this package registers every model, architecture, task, criterion and optimizer of the
 four methods with fairseq.
 """
-from user_dir.common import checkpoint_compat
+from user_dir.common import bf16_without_tpu, checkpoint_compat, known_warnings
 
+known_warnings.install()
 checkpoint_compat.allow_fairseq_checkpoints()
+bf16_without_tpu.install()
 
 from user_dir import common, srp, ltp, trbert, kprune  # noqa: E402,F401  (registration)

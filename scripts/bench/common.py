@@ -58,7 +58,7 @@ def measure(st: Steps, step: str, data: str, specs: Sequence[str], settings: str
     for spec in specs:
         cmd += ["--model", spec]
     st.run(step, cmd, settings=settings + " | " + " ".join(map(str, cmd[3:])),
-           env={"OMP_NUM_THREADS": str(TIMING_THREADS), "PYTHONWARNINGS": "ignore"})
+           env={"OMP_NUM_THREADS": str(TIMING_THREADS)})
     return json.loads((folder / "measure.json").read_text())
 
 

@@ -36,7 +36,7 @@ def prune(st, data: str, baseline: str, key: str, constraint: str):
            "--num-tokens", NUM_TOKENS, "--seed", SEED, "--batch-size", "32", "--save-dir", str(folder),
            "--cpu", "--no-progress-bar"] + VARIANTS[key][3]
     st.run(step, cmd, settings=" ".join(cmd[3:]),
-           env={"OMP_NUM_THREADS": TRAIN_THREADS, "MKL_NUM_THREADS": TRAIN_THREADS, "PYTHONWARNINGS": "ignore"})
+           env={"OMP_NUM_THREADS": TRAIN_THREADS, "MKL_NUM_THREADS": TRAIN_THREADS})
     return folder
 
 

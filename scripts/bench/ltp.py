@@ -79,7 +79,7 @@ def manual_threshold_for(rel_flops: float, data: str, baseline: str) -> float:
 
 
 def _train_env(data, **extra):
-    return {"DATA": data, "THREADS": TRAIN_THREADS, "VALIDATE": "0", "PYTHONWARNINGS": "ignore", **extra}
+    return {"DATA": data, "THREADS": TRAIN_THREADS, "VALIDATE": "0", **extra}
 
 
 def learn(st, data: str, start: str, prefix: str, norm: str, lam: str) -> str:

@@ -76,11 +76,11 @@ def prepare_data(st) -> str:
 def _env(data, **extra):
     """What every SRP script of the suite shares: data, arch, batches, dropout, threads."""
     return {"DATA": data, "ARCH": ARCH, "MAX_TOKENS": MAX_TOKENS, "DROPOUT": DROPOUT, "THREADS": TRAIN_THREADS,
-            "WEIGHTED_LN": "1", "LOG_INTERVAL": "50", "PYTHONWARNINGS": "ignore", **extra}
+            "WEIGHTED_LN": "1", "LOG_INTERVAL": "50", **extra}
 
 
 def _settings(env: dict) -> str:
-    return " ".join(f"{k}={v}" for k, v in sorted(env.items()) if k not in ("SAVE_DIR", "THREADS", "PYTHONWARNINGS"))
+    return " ".join(f"{k}={v}" for k, v in sorted(env.items()) if k not in ("SAVE_DIR", "THREADS"))
 
 
 def train_base(st, data) -> Path:
@@ -111,7 +111,7 @@ def magnitude_baseline(st, data, base: str, rate: str) -> str:
     pruned = st.dir(name) / "checkpoint_pruned.pt"
     cmd = [PY, "-m", "user_dir.srp.magnitude", base, "--compression-rate", rate, "--out", str(pruned),
            "--data", data, "--norm", "l2", "--weighted-layernorm"]
-    st.run(name, cmd, " ".join(cmd[3:]), {"OMP_NUM_THREADS": TRAIN_THREADS, "PYTHONWARNINGS": "ignore"})
+    st.run(name, cmd, " ".join(cmd[3:]), {"OMP_NUM_THREADS": TRAIN_THREADS})
     name = f"srp/r{rate}/magnitude-ft"
     env = _env(data, SAVE_DIR=str(st.dir(name)), PRUNED=str(pruned), EPOCHS=str(2 * STAGE_EPOCHS), LR=PRUNE_LR,
                EVAL_BLEU="0")
@@ -128,7 +128,7 @@ def measure(st, data, specs, settings) -> dict:
     for spec in specs:
         cmd += ["--model", spec]
     st.run("srp/measure", cmd, settings + " | " + " ".join(cmd[3:]),
-           env={"OMP_NUM_THREADS": str(TIMING_THREADS), "PYTHONWARNINGS": "ignore"})
+           env={"OMP_NUM_THREADS": str(TIMING_THREADS)})
     return json.loads((folder / "measure.json").read_text())
 
 

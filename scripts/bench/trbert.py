@@ -59,13 +59,13 @@ SERIES = {"method": "TR-BERT (RL + joint)", "init": "residual strategy, no RL (i
 
 
 def _stage_env(data, finetuned, save_dir, stage, **extra):
-    return {"DATA": data, "THREADS": TRAIN_THREADS, "VALIDATE": "0", "PYTHONWARNINGS": "ignore",
+    return {"DATA": data, "THREADS": TRAIN_THREADS, "VALIDATE": "0",
             "FINETUNED": finetuned, "SAVE_DIR": str(save_dir), "LR": LRS[stage], "EPOCHS": str(EPOCHS[stage]),
             **RECIPE, **extra}
 
 
 def _settings(env):
-    return " ".join(f"{k}={v}" for k, v in sorted(env.items()) if k not in ("SAVE_DIR", "THREADS", "PYTHONWARNINGS"))
+    return " ".join(f"{k}={v}" for k, v in sorted(env.items()) if k not in ("SAVE_DIR", "THREADS"))
 
 
 def _stage(st, name, script, env, upstream):
@@ -89,7 +89,7 @@ def train(st, data):
     """Every training step of the suite; returns (fine-tuned, init checkpoint, {alpha: joint checkpoint})."""
     finetuned = encoder_baseline(st, data, BASE_EPOCHS, BASE_ENV)
     scores_dir = st.dir("trbert/scores")
-    scores_env = {"DATA": data, "THREADS": TRAIN_THREADS, "PYTHONWARNINGS": "ignore", "FINETUNED": finetuned,
+    scores_env = {"DATA": data, "THREADS": TRAIN_THREADS, "FINETUNED": finetuned,
                   "SCORES": str(scores_dir / "scores.pt"), "SPLIT": "train", "SCORE_BATCH": "8"}
     st.run("trbert/scores", ["bash", "scripts/trbert/scores.sh"],
            settings=_settings(scores_env) + " | " + _finished(st, _baseline_step(data)), env=scores_env)
@@ -116,7 +116,7 @@ def kept_ratios(st, data, joints):
     for alpha, path in joints.items():
         cmd += ["--model", f"{alpha}={path}"]
     st.run("trbert/keep-ratios", cmd, settings=" ".join(cmd[3:]) + " | " + _finished(
-        st, *[f"trbert/joint-{a}" for a in joints]), env={"OMP_NUM_THREADS": TRAIN_THREADS, "PYTHONWARNINGS": "ignore"})
+        st, *[f"trbert/joint-{a}" for a in joints]), env={"OMP_NUM_THREADS": TRAIN_THREADS})
     models = json.loads((folder / "ratios.json").read_text())["models"]
     return {alpha: [round(r, 4) for r in models[alpha]["keep_ratios"]] for alpha in joints}, models
 

@@ -20,7 +20,7 @@ NUM_TOKENS="${NUM_TOKENS:-100000}"
 TUNING="${TUNING:-1}"
 THREADS="${THREADS:-2}"
 FORCE="${FORCE:-0}"
-export OMP_NUM_THREADS="$THREADS" MKL_NUM_THREADS="$THREADS" PYTHONWARNINGS=ignore
+export OMP_NUM_THREADS="$THREADS" MKL_NUM_THREADS="$THREADS"
 DEVICE_ARGS="$(python -c 'import torch; print("" if torch.cuda.is_available() else "--cpu")')"
 
 if [[ ! -f "$BASELINE" ]]; then

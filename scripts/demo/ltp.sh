@@ -16,7 +16,6 @@ export DATA="${DATA:-data-bin/sentiment}" THREADS="${THREADS:-2}"
 REPEATS="${REPEATS:-2}"
 BASELINE="checkpoints/baseline-$(basename "$DATA")/checkpoint_best.pt"
 LTP="checkpoints/ltp-demo/lambda$LAMBDA/hard/checkpoint_best.pt"
-export PYTHONWARNINGS=ignore
 
 bash scripts/ltp/stages.sh ltp "$LAMBDA"
 

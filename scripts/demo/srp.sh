@@ -31,7 +31,7 @@ export THREADS="${THREADS:-$(nproc)}"
 OUT="${OUT:-results/demo/srp.json}"
 # demo scale: no BLEU on valid during training (beam search on CPU), small model, short warm-up
 export EVAL_BLEU=0 DROPOUT=0.1 WARMUP=200 MAX_TOKENS="${MAX_TOKENS:-2048}" LOG_INTERVAL=20 WEIGHTED_LN=1
-export OMP_NUM_THREADS="$THREADS" MKL_NUM_THREADS="$THREADS" PYTHONWARNINGS=ignore
+export OMP_NUM_THREADS="$THREADS" MKL_NUM_THREADS="$THREADS"
 
 if [[ ! -f "$DATA/dict.de.txt" ]]; then
   if [[ "$DATA" == data-bin/de-en-offline ]]; then

@@ -27,7 +27,7 @@ ltp_check_data() {
   local dir="$1" f
   for f in input0/dict.txt input0/train.idx input0/valid.idx; do
     [[ -f "$dir/$f" ]] || ltp_die "DATA=$dir is not a sentence_prediction data folder ($f missing; expected" \
-      "input0/ and label/ with {train,valid}.{bin,idx} and dict.txt, as scripts/prepare-own-data.sh makes)"
+      "input0/ and label/ with {train,valid}.{bin,idx} and dict.txt, as scripts/data/prepare-own-data.sh makes)"
   done
   resolve_labels "$dir"
 }

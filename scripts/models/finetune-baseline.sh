@@ -37,7 +37,7 @@ EXTRA_ARGS="${EXTRA_ARGS:-}"
 for f in "$DATA/input0/dict.txt" "$DATA/input0/train.idx" "$DATA/input0/valid.idx"; do
   if [[ ! -f "$f" ]]; then
     echo "error: $DATA is not a sentence_prediction data folder ($f missing);" \
-         "run scripts/prepare-own-data.sh, scripts/data/prepare-sentiment.sh or scripts/data/prepare-reviews.sh" >&2
+         "run scripts/data/prepare-own-data.sh, scripts/data/prepare-sentiment.sh or scripts/data/prepare-reviews.sh" >&2
     exit 1
   fi
 done

@@ -8,7 +8,7 @@ bounds`` and a ``crash.pt``).
 Sources, in order: ``label/dict.txt`` (classification: one line per label, as fairseq-preprocess
 writes it; the ``madeupwordNNNN`` entries it pads a dictionary with are not classes), else raw
 ``label/{split}.label`` files (regression: one or more floats per line, as fairseq's
-sentence_prediction task reads them). ``data.json`` of ``scripts/prepare-own-data.sh`` must agree.
+sentence_prediction task reads them). ``data.json`` of ``scripts/data/prepare-own-data.sh`` must agree.
 
     python -m user_dir.common.data_classes DATA [--num-classes N] [--regression-target] [--shell]
 """
@@ -76,7 +76,7 @@ def label_spec(data_dir: str) -> LabelSpec:
     if not os.path.isdir(label_dir):
         raise LabelSpecError(
             f"data: {data_dir} has no label/ folder: a sentence_prediction folder needs input0/ and label/ "
-            "(scripts/prepare-own-data.sh, or fairseq-preprocess of the labels into label/)")
+            "(scripts/data/prepare-own-data.sh, or fairseq-preprocess of the labels into label/)")
     dict_txt = os.path.join(label_dir, "dict.txt")
     if os.path.isfile(dict_txt):
         labels = dictionary_labels(dict_txt)

@@ -1,6 +1,7 @@
 """``fairseq-kprune`` / ``python -m user_dir.kprune``: the command line of Kprune (and, with
 ``--method kwon``, of the Kwon et al. baseline on the same sample, constraint and checkpoint format)."""
 import argparse
+import contextlib
 import json
 import logging
 import os
@@ -107,7 +108,9 @@ def get_parser() -> argparse.ArgumentParser:
     g.add_argument("--valid-subset", default="valid", metavar="SPLIT",
                    help="split whose average length sets n in the FLOPs model; the training split is "
                         "used if it does not exist (default: %(default)s)")
-    g.add_argument("--no-progress-bar", action="store_true", help="no progress bar over the sublayers")
+    g.add_argument("--no-progress-bar", action="store_true",
+                   help="no progress bar over the sublayers (there is none anyway when stderr is not a "
+                        "terminal, e.g. in a log file)")
 
     m = p.add_argument_group("pruning (both methods)")
     m.add_argument("--method", choices=sorted(METHOD_OPTIONS), default="kprune",
@@ -170,6 +173,20 @@ def resolve_method_options(args) -> None:
     for dest, (_, default) in METHOD_OPTIONS[method].items():
         if not hasattr(args, dest):
             setattr(args, dest, default)
+
+
+@contextlib.contextmanager
+def progress_bar(args):
+    """Whether to draw tqdm bars; while they are drawn, log lines go through tqdm so the two do
+    not interleave. A bar only makes sense on a terminal: in a log file it is carriage-return noise."""
+    show = not args.no_progress_bar and sys.stderr.isatty()
+    if not show:
+        yield False
+        return
+    from tqdm.contrib.logging import logging_redirect_tqdm
+
+    with logging_redirect_tqdm():
+        yield True
 
 
 def _setup_logging():
@@ -253,14 +270,16 @@ def main(args) -> dict:
                                 full_teacher=args.kwon_full_teacher,
                                 per_batch_fisher=args.kwon_per_batch_fisher, regression=regression,
                                 head_name=head_name)
-        result = prune_kwon(model, batches, flops, settings, progress=not args.no_progress_bar)
+        with progress_bar(args) as progress:
+            result = prune_kwon(model, batches, flops, settings, progress=progress)
         reference = kwon_masked_logits(model, result.masks, batches[0], head_name)
         fold_and_slice(model, result.masks)  # the tuned mask values go into the weights
     else:
         settings = KpruneSettings(constraint=args.constraint, lam_pred=args.lam_pred, lam_rep=args.lam_rep,
                                   mu=args.mu, T=args.T, sublayerwise_tuning=args.sublayerwise_tuning,
                                   ridge=args.ridge, regression=regression, head_name=head_name)
-        result = kprune(model, batches, flops, settings, progress=not args.no_progress_bar)
+        with progress_bar(args) as progress:
+            result = kprune(model, batches, flops, settings, progress=progress)
         reference = masked_logits(model, result.masks, batches[0], head_name)
         apply_pruning(model, result.masks)
     with torch.no_grad():
