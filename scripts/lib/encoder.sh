@@ -66,5 +66,5 @@ resolve_labels() {
 # CHECKPOINT's shape and classification head (a stock fairseq roberta_* one included); refuses a
 # checkpoint whose head does not fit DATA's labels
 restore_flags() {
-  python -m user_dir.common.checkpoint_info "$1" --data "$2" --flags || exit 2
+  python -m user_dir.common.describe_checkpoint "$1" --data "$2" --flags || exit 2
 }

@@ -12,12 +12,9 @@ read as one; this module says how:
   (``ltp_roberta*``, ``trbert_roberta*``) match the checkpoint for ``--restore-file``;
 - :func:`check_head_matches_data` refuses a head whose size is not the data's class count.
 
-    python -m user_dir.common.checkpoint_info CKPT [--data DATA] [--flags]
+Command line: ``python -m user_dir.common.describe_checkpoint CKPT [--data DATA] [--flags]``.
 """
-import argparse
-import json
-import sys
-from dataclasses import asdict, dataclass, field
+from dataclasses import dataclass, field
 from typing import Dict, List, Optional
 
 STOCK_LAYERNORM_EPS = 1e-5  # fairseq's TransformerEncoder LayerNorm, not configurable there
@@ -236,37 +233,3 @@ def check_head_matches_data(info: CheckpointInfo, data_dir: str) -> None:
             f"--path: {info.path}'s head {info.head!r} predicts {outputs} "
             f"{'regression value(s)' if info.regression else 'classes'}, but {data_dir} holds "
             f"{spec.describe()} (label/dict.txt); was it fine-tuned on other data?")
-
-
-def main(argv=None) -> int:
-    from user_dir.common.data_classes import LabelSpecError
-
-    p = argparse.ArgumentParser(prog="python -m user_dir.common.checkpoint_info", description=__doc__,
-                                formatter_class=argparse.RawDescriptionHelpFormatter)
-    p.add_argument("path", help="a fine-tuned sentence_prediction checkpoint")
-    p.add_argument("--data", help="refuse the checkpoint when its head does not fit this data folder")
-    p.add_argument("--flags", action="store_true",
-                   help="print the fairseq-train flags that restore it into a prunable architecture")
-    args = p.parse_args(argv)
-    import user_dir  # noqa: F401  (registers the architectures and the checkpoint types)
-
-    try:
-        info = read_info(args.path)
-        if info.task not in (None, "sentence_prediction"):
-            raise CheckpointInfoError(f"--path: {args.path} was trained for task {info.task!r}, "
-                                      "not sentence_prediction")
-        if args.data:
-            check_head_matches_data(info, args.data)
-        head = info.head
-    except (CheckpointInfoError, LabelSpecError) as e:
-        print(f"error: {e}", file=sys.stderr)
-        return 2
-    if args.flags:
-        print(" ".join(restore_flags(info)))
-    else:
-        print(json.dumps(dict(asdict(info), head=head), indent=1))
-    return 0
-
-
-if __name__ == "__main__":
-    sys.exit(main())
