@@ -53,11 +53,10 @@ def test_unknown_schedule(corpus, base_checkpoint, tmp_path, monkeypatch, capsys
     (["--srp", "PRETRAINED", "--criterion", "label_smoothed_cross_entropy"], ValueError,
      r"--srp distils .* needs --criterion srp \(got --criterion label_smoothed_cross_entropy\)"),
     (["PRETRAINED", "--share-all-embeddings"], ValueError, r"--share-all-embeddings is not supported"),
-    (["--srp", "PRETRAINED", "--fp16"], ValueError, r"--fp16/--bf16 keep flat fp32 copies"),
     (["--srp", "PRETRAINED", "--optimizer", "adam"], ValueError,
      r"SRP pruning needs --optimizer srp_adam .* got --optimizer adam"),
 ], ids=["missing-pretrained", "srp-without-pretrained", "other-arch", "criterion", "share-all",
-        "fp16", "optimizer"])
+        "optimizer"])
 def test_unsupported(corpus, base_checkpoint, tmp_path, monkeypatch, extra, exc, message):
     extra = [a for e in extra for a in (["--pretrained-model", base_checkpoint] if e == "PRETRAINED" else [e])]
     argv = train_args(corpus, tmp_path / "out", *extra)

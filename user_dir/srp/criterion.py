@@ -75,8 +75,10 @@ class SRPCriterion(LabelSmoothedCrossEntropyCriterion):
 
     def kd_loss(self, teacher, student_logits, sample, reduce=True):
         param = next(teacher.parameters())
-        if param.device != student_logits.device:
-            teacher.to(student_logits.device)
+        if param.device != student_logits.device or param.dtype != student_logits.dtype:
+            # the teacher is no submodule, so fairseq's --fp16/--bf16 cast and device move miss it:
+            # it runs in the student's precision (half the cost of an fp32 teacher on a GPU)
+            teacher.to(device=student_logits.device, dtype=student_logits.dtype)
         teacher.eval()
         with torch.no_grad():
             teacher_logits = teacher(**sample["net_input"])[0]

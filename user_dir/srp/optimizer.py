@@ -8,6 +8,10 @@ before its optimizer state existed). The freeze masks come precomputed from the 
 (``connectivity.freeze_masks``); a step costs one multiply per masked tensor, no loop over groups.
 On physical pruning the moments are sliced like their parameters (``slice_state``), so training goes on
 in the same run. The connectivity vectors are buffers, never in the optimizer.
+
+Under fairseq's ``--fp16``/``--bf16`` wrapper the tensors this optimizer updates are fp32 master copies
+(one per parameter, or one flat tensor); ``master_copies.SRPOptimizerView`` translates the model's
+masks and slices onto them, so this class works on whatever tensors it was given.
 """
 import logging
 from dataclasses import dataclass
@@ -88,7 +92,7 @@ class SRPAdam(FairseqOptimizer):
 
     @property
     def supports_flat_params(self):
-        return False  # masks are per parameter tensor
+        return True  # plain --fp16: master_copies lays the per-parameter masks out on the flat copy
 
     def set_freeze(self, masks) -> None:
         self._optimizer.set_freeze(masks)

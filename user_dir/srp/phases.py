@@ -15,24 +15,13 @@ import torch
 
 from .compression_rate import kept_fraction, parameter_split, target_counts
 from .connectivity import STAGE_KINDS, freeze_masks
+from .master_copies import fp32_weights, srp_optimizer
 from .schedule import Schedule
 from .selection import all_reduce_scores, broadcast_selection, score_gates, select
 from .shapes import ModelShapes
 from .slicing import slice_selected
 
 logger = logging.getLogger(__name__)
-
-
-def srp_optimizer(optimizer):
-    from .optimizer import SRPAdam
-
-    inner = optimizer
-    while not isinstance(inner, SRPAdam) and hasattr(inner, "wrapped_optimizer"):
-        inner = inner.wrapped_optimizer
-    if not isinstance(inner, SRPAdam):
-        raise ValueError("SRP pruning needs --optimizer srp_adam (it freezes the selected weights and "
-                         f"their Adam moments, and slices its state); got {type(inner).__name__}")
-    return inner
 
 
 class PruningController:
@@ -44,6 +33,13 @@ class PruningController:
         self._optimizer_synced = False
         self._selected = []  # gates with a selection, for the per-update c assignment
         self._value = None
+        self._view = self._view_of = None
+
+    def _optimizer(self, optimizer):
+        """srp_adam seen from the model (``master_copies``), built once per fairseq optimizer."""
+        if self._view_of is not optimizer:
+            self._view, self._view_of = srp_optimizer(optimizer), optimizer
+        return self._view
 
     # ---- layout --------------------------------------------------------------------------------
     def period_epochs(self, iteration: int) -> int:
@@ -58,7 +54,7 @@ class PruningController:
         if update_num == self._last_update:  # further micro-batches of the same update (--update-freq)
             return
         self._last_update = update_num
-        opt = srp_optimizer(optimizer)
+        opt = self._optimizer(optimizer)
         progress = model.srp_progress
         done, active, start = (int(v) for v in progress.tolist())
         if not self._optimizer_synced:  # first update of this process: maybe a resumed run
@@ -75,11 +71,11 @@ class PruningController:
         if not active:
             if not self.cfg.srp:
                 for it in range(done, self.cfg.pruning_iter):
-                    self._select(model, criterion, it)
+                    self._select(model, criterion, it, opt)
                     self._slice(model, opt)
                     progress[0] = it + 1
                 return
-            self._select(model, criterion, done)
+            self._select(model, criterion, done, opt)
             progress[1], progress[2] = 1, update_num
             start = update_num
             self._freeze(model, opt)
@@ -96,16 +92,19 @@ class PruningController:
         if update_num - start + 1 < sched.total_updates:
             return
         self._set_c(model, 0.0)
-        opt = srp_optimizer(optimizer)
+        opt = self._optimizer(optimizer)
         self._slice(model, opt)
         progress[0], progress[1], progress[2] = done + 1, 0, 0
         model.set_gating(False)
 
     # ---- steps ---------------------------------------------------------------------------------
-    def _select(self, model, criterion, iteration: int) -> None:
+    def _select(self, model, criterion, iteration: int, opt=None) -> None:
         gates = [g for g in model.gates() if g.kind in self.kinds]
         batches = self.task.scoring_batches(model)
-        scores = score_gates(model, criterion, batches, gates)
+        # scores are sums over thousands of tokens: fp16's range and bf16's 8-bit mantissa would
+        # decide the ranking by rounding, so scoring (once per iteration) runs on the fp32 values
+        with opt.fp32_weights(model) if opt is not None else fp32_weights(model):
+            scores = score_gates(model, criterion, batches, gates)
         all_reduce_scores(scores)
         original = ModelShapes.from_arch(model.cfg)
         split = parameter_split(original, len(self.task.src_dict), len(self.task.tgt_dict),

@@ -63,10 +63,6 @@ class SRPTranslationConfig(TranslationConfig):
         "help": "max tokens of a scoring batch"})
     seed: int = II("common.seed")
     update_freq: List[int] = II("optimization.update_freq")
-    fp16: bool = II("common.fp16")
-    bf16: bool = II("common.bf16")
-    memory_efficient_fp16: bool = II("common.memory_efficient_fp16")
-    memory_efficient_bf16: bool = II("common.memory_efficient_bf16")
     # what the rest of the command line chose (None where the tool has no such section, e.g. generate)
     optimizer_name: Optional[str] = II("oc.select:optimizer._name,null")
     criterion_name: Optional[str] = II("oc.select:criterion._name,null")
@@ -112,9 +108,6 @@ def validate(cfg: SRPTranslationConfig, from_checkpoint=False) -> None:
     if cfg.srp and cfg.criterion_name not in (None, "srp"):
         raise ValueError("--srp distils from the --pretrained-model teacher: it needs --criterion srp "
                          f"(got --criterion {cfg.criterion_name})")
-    if pruning and (cfg.fp16 or cfg.bf16) and not (cfg.memory_efficient_fp16 or cfg.memory_efficient_bf16):
-        raise ValueError("--fp16/--bf16 keep flat fp32 copies of the weights, which SRP cannot freeze "
-                         "or slice: use --memory-efficient-fp16/--memory-efficient-bf16, or fp32")
 
 
 @register_task("srp_translation", dataclass=SRPTranslationConfig)
