@@ -22,11 +22,15 @@ setup(
         "fvcore",
         "safetensors",
         "tokenizers",
+        "onnx",
+        "onnxruntime",
+        "onnxscript",
     ],
     entry_points={
         "console_scripts": [
             "fairseq-kprune = user_dir.kprune.cli:cli_main",
             "fairseq-compress-report = user_dir.bench.report_cli:cli_main",
+            "fairseq-compress-export = user_dir.export.cli:cli_main",
         ],
     },
 )
