@@ -108,8 +108,7 @@ def main(argv: Optional[List[str]] = None) -> int:
         parser.error("--out DIR is required (or --info to print the model card only)")
     if args.length is not None and args.length < 2:
         parser.error("--length must be at least 2 (<s> and </s>)")
-    from fairseq.utils import reset_logging
-    reset_logging()
+    _log_to_stderr()
     import user_dir  # noqa: F401  (registers the models; lets torch.load read fairseq checkpoints)
     from user_dir.common.data_classes import LabelSpecError
     from user_dir.export.loading import ExportError
@@ -134,6 +133,18 @@ def main(argv: Optional[List[str]] = None) -> int:
             print("fairseq-compress-export: parity check failed (see parity.json)", file=sys.stderr)
             return 1
     return 0
+
+
+def _log_to_stderr():
+    """fairseq's log format, on stderr: stdout carries only the card (``--info``) or the result lines."""
+    root = logging.getLogger()
+    for handler in list(root.handlers):
+        root.removeHandler(handler)
+    handler = logging.StreamHandler(sys.stderr)
+    handler.setFormatter(logging.Formatter("%(asctime)s | %(levelname)s | %(name)s | %(message)s",
+                                           "%Y-%m-%d %H:%M:%S"))
+    root.addHandler(handler)
+    root.setLevel(os.environ.get("LOGLEVEL", "INFO").upper())
 
 
 def cli_main():

@@ -87,10 +87,11 @@ def read_checkpoint(path: str, data: Optional[str] = None):
     """(raw state, model name, family, task name) of ``path``, or ExportError."""
     import user_dir  # noqa: F401  (registers the models; lets torch.load read fairseq checkpoints)
 
+    _check_layout(path)
     try:
         state = load_raw(path, data)
     except CheckpointInfoError as e:
-        raise ExportError(f"{e}; fairseq-compress-export takes fairseq checkpoints of {SUPPORTED}") from None
+        raise ExportError(f"{e}; supported: {SUPPORTED}") from None
     cfg = cfg_of(state)
     name = cfg_get(cfg.model, "_name") or cfg_get(cfg.model, "arch") or "?"
     task = cfg_get(cfg.task, "_name") or "?"
@@ -102,6 +103,23 @@ def read_checkpoint(path: str, data: Optional[str] = None):
         raise ExportError(f"--path: {path} holds a {name!r} model trained for task {task!r}, which "
                           f"fairseq-compress-export does not export; supported: {SUPPORTED}")
     return state, name, family, kind
+
+
+def _check_layout(path: str) -> None:
+    """A readable pickle that is not a fairseq checkpoint gets a message about what it holds
+    (fairseq's own loader fails on it with a bare KeyError)."""
+    import torch
+
+    if not os.path.isfile(path):
+        return  # load_raw says so
+    try:
+        raw = torch.load(path, map_location="cpu", mmap=True)
+    except Exception:  # not a torch file, or an old format: load_raw reports it
+        return
+    if not isinstance(raw, dict) or "model" not in raw or (raw.get("cfg") is None and raw.get("args") is None):
+        held = ", ".join(map(str, list(raw)[:8])) if isinstance(raw, dict) else type(raw).__name__
+        raise ExportError(f"--path: {path} is not a fairseq model checkpoint (it holds {held}; a checkpoint has "
+                          f"'model' weights and a 'cfg'); supported: {SUPPORTED}")
 
 
 def data_folder(path: str, state, data: Optional[str], kind: str) -> str:
