@@ -221,3 +221,30 @@ def test_high_constraint_warns_with_what_is_left(tiny_encoder, finetuned, tmp_pa
         _run(_kprune_args(tiny_encoder, finetuned, tmp_path / "out2", "--constraint", "0.5",
                           "--num-tokens", "2000", "--no-progress-bar"))
     assert not [r for r in caplog.records if "are left" in r.getMessage()]
+
+
+@pytest.mark.parametrize("dtype", [torch.float16, torch.bfloat16])
+def test_checkpoint_trained_in_half_precision(tiny_encoder, finetuned, tmp_path, dtype):
+    """A run under --fp16/--bf16 saves its weights in half precision. Kprune measures in fp32
+    whatever the checkpoint holds (its squared-gradient sums and least-squares fits need the range
+    and mantissa), so it prunes exactly as it prunes the same weights stored in fp32, and writes an
+    fp32 checkpoint."""
+    def cast(to):
+        def edit(state):
+            for key, value in state["model"].items():
+                if value.is_floating_point():
+                    state["model"][key] = value.to(dtype).to(to)
+        return edit
+
+    half = _edit_checkpoint(finetuned, tmp_path / "half.pt", cast(dtype))
+    upcast = _edit_checkpoint(finetuned, tmp_path / "upcast.pt", cast(torch.float32))
+    results = []
+    for path in (half, upcast):
+        out = tmp_path / path.stem
+        _run(_kprune_args(tiny_encoder, path, out, "--constraint", "0.5", "--num-tokens", "2000",
+                          "--sublayerwise-tuning", "--no-progress-bar"))
+        pruned = torch.load(out / "checkpoint_pruned.pt", weights_only=True)["model"]
+        assert all(v.dtype == torch.float32 for v in pruned.values() if v.is_floating_point())
+        results.append(pruned)
+    assert results[0].keys() == results[1].keys()
+    assert all(torch.equal(results[0][k], results[1][k]) for k in results[0])  # same units, same fits

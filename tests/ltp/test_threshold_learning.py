@@ -48,6 +48,7 @@ def _trainable(model, criterion):
 def _step(optimizer, model, criterion, sample):
     """One update as fairseq's trainer makes it: a loss-scale overflow skips the step."""
     loss, sample_size, _ = criterion(model, sample)
+    assert torch.isfinite(loss), loss
     optimizer.zero_grad()
     optimizer.backward(loss)
     optimizer.multiply_grads(1.0 / sample_size)
