@@ -249,3 +249,14 @@ def tiny_encoder(tmp_path_factory):
 def tiny_bert_dir(tmp_path_factory):
     """Just a tiny random BERT folder (model.safetensors, vocab.txt, config.json)."""
     return write_tiny_bert(tmp_path_factory.mktemp("tiny_bert"))
+
+
+@pytest.fixture(scope="session")
+def tiny_classifier(tiny_encoder, tmp_path_factory):
+    """``tiny_encoder`` fine-tuned for one update: the cheapest checkpoint that the methods and
+    tools accept as a fine-tuned sentence classifier (read-only)."""
+    from tests.conftest import run_cli
+
+    save = tmp_path_factory.mktemp("tiny_classifier")
+    run_cli(["fairseq-train", *tiny_encoder.train_args(save, max_update=1, extra=["--disable-validation"])])
+    return save / "checkpoint_last.pt"

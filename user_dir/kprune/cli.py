@@ -307,9 +307,13 @@ def main(args) -> dict:
         info["mu"] = settings.mu if settings.mu is not None else model.layers[0].self_attn.head_dim
     os.makedirs(args.save_dir, exist_ok=True)
     out = os.path.join(args.save_dir, CHECKPOINT_NAME)
-    save_pruned(out, model, cfg, state, info)
-    with open(os.path.join(args.save_dir, LOG_NAME), "w") as f:
+    # both outputs are written to temporary names and renamed (atomic on one file system): a run
+    # killed while writing leaves the previous run's outputs whole, never a truncated file
+    log_path = os.path.join(args.save_dir, LOG_NAME)
+    with open(log_path + ".tmp", "w") as f:
         json.dump(info, f, indent=1)
+    save_pruned(out, model, cfg, state, info)  # fairseq's torch_persistent_save: .tmp, then rename
+    os.replace(log_path + ".tmp", log_path)
 
     removed = 1.0 - result.flops_after / result.flops_before
     logger.info(f"FLOPs per sequence (n = {n:.2f}): {result.flops_before / 1e6:.2f} M before, "
