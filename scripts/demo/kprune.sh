@@ -8,7 +8,8 @@
 # Env (defaults): DATA (data-bin/sentiment)
 #   BASELINE (checkpoints/baseline-$(basename DATA)/checkpoint_best.pt, made by finetune-baseline.sh)
 #   OUT (checkpoints/kprune-demo) CONSTRAINT (0.5) NUM_TOKENS (100000) TUNING (1: --sublayerwise-tuning)
-#   THREADS (2) FORCE (0: reuse a pruned checkpoint made with the same settings)
+#   THREADS (2) TIMING_EXAMPLES (200 at batch 1) FORCE (0: reuse a pruned checkpoint made with the
+#   same settings)
 set -euo pipefail
 cd "$(dirname "$0")/../.."
 [[ -x .venv/bin/python ]] && export PATH="$PWD/.venv/bin:$PATH"
@@ -67,7 +68,8 @@ done
 
 # accuracy, FLOPs and CPU throughput of both models in one process (the bench's harness, user_dir/bench)
 python -m user_dir.bench.compare "$DATA" --model "base=$BASELINE" --model "pruned=$OUT/checkpoint_pruned.pt" \
-  --splits valid,test --batch-sizes 1,32 --threads "$THREADS" --out "$OUT/measure.json" > "$OUT/measure.log" 2>&1 \
+  --splits valid,test --batch-sizes 1,32 --timing-limit "1:${TIMING_EXAMPLES:-200}" --rounds 2 \
+  --threads "$THREADS" --out "$OUT/measure.json" > "$OUT/measure.log" 2>&1 \
   || { tail -20 "$OUT/measure.log" >&2; exit 1; }
 EXTRA=$(python -c "import json; log = json.load(open('$OUT/kprune_log.json')); print(json.dumps({'pruning_seconds': log['loop_seconds'], 'settings': log['settings'], 'peak_rss_mb': log['peak_rss_mb']}))")
 python scripts/demo/rows.py "$OUT/measure.json" --method kprune --split test \

@@ -1,4 +1,4 @@
-"""Print the demo results of every method as tables and plot quality against relative cost.
+"""Print the demo results of every method as one table and plot quality against relative cost.
 
 Reads results/demo/<method>.json files written by scripts/demo/<method>.sh (see docs/CONVENTIONS.md).
 """
@@ -65,19 +65,42 @@ def plot(results, path):
     return True
 
 
+METHODS = ("srp", "kprune", "ltp", "compose", "trbert")
+
+
+def summary_rows(results):
+    """One row per model of every method: quality, its metric, relative FLOPs and speed-ups."""
+    rows = []
+    for result in results:
+        for row in result["rows"]:
+            metric = "BLEU" if "bleu" in row else "accuracy"
+            out = {"method": result["method"], "model": row.get("model", ""), "metric": metric,
+                   "quality": row.get("bleu", row.get("quality")),
+                   "relative_flops": row.get("relative_flops")}
+            speedups = {k: v for k, v in row.items() if k.startswith("speedup_b") and k[9:].isdigit()}
+            if "generate_seconds" in row:  # SRP: beam search over the whole test set, one pass
+                base = result["rows"][0]["generate_seconds"]
+                speedups = {"speedup_generate": round(base / row["generate_seconds"], 3)}
+            out.update(speedups)
+            out["parameters"] = row.get("parameters")
+            rows.append(out)
+    return rows
+
+
 def main(folder):
     folder = Path(folder)
     results = []
-    for name in ("srp", "ltp", "trbert", "kprune"):
+    for name in METHODS:
         f = folder / f"{name}.json"
         if f.exists():
             results.append(json.loads(f.read_text()))
     if not results:
         print(f"no demo results in {folder}")
         return 1
+    print("\n## demo results (test splits; speed-ups against each method's unpruned model, same process)\n")
+    print(table(summary_rows(results)))
     for result in results:
-        print(f"\n## {result['method']} — {result.get('task', '')}\n")
-        print(table(result["rows"]))
+        print(f"- {result['method']}: {result.get('task', '')}")
     if plot(results, folder / "summary.png"):
         print(f"\nplot written to {folder / 'summary.png'}")
     return 0

@@ -2,13 +2,16 @@
 # TR-BERT demo: MiniLM fine-tuned on long movie reviews (~500 WordPiece tokens each) vs the same
 # model after TR-BERT's stages (scripts/trbert/demo-stages.sh, cached): accuracy, relative FLOPs
 # and measured CPU throughput (batch 1 and 16) on the test split -> results/demo/trbert.json.
-# Env: ALPHA (length-penalty weight, 0.5) THREADS (2) TIMING_EXAMPLES (48) FORCE.
+# Env: DATA (data-bin/reviews) BASELINE (checkpoints/baseline-<data>/checkpoint_best.pt) ALPHA
+#   (length-penalty weight, 0.5) THREADS (2) TIMING_EXAMPLES (48) FORCE, and demo-stages.sh's knobs.
 set -euo pipefail
 cd "$(dirname "$0")/../.."
 export PATH="$PWD/.venv/bin:$PATH"
 ALPHA="${ALPHA:-0.5}"
 THREADS="${THREADS:-2}"
-OUT="checkpoints/trbert-demo/alpha$ALPHA"
+export DATA="${DATA:-data-bin/reviews}"
+export BASELINE="${BASELINE:-checkpoints/baseline-$(basename "$DATA")/checkpoint_best.pt}"
+export OUT="checkpoints/trbert-demo/$(basename "$DATA")/alpha$ALPHA"
 RESULT=results/demo/trbert.json
 
 bash scripts/trbert/demo-stages.sh "$ALPHA"
@@ -16,8 +19,8 @@ bash scripts/trbert/demo-stages.sh "$ALPHA"
 MEASURE="$OUT/measure-test.json"
 if [[ ! -f "$MEASURE" || "${FORCE:-0}" == 1 ]]; then
   # the harness of the bench (user_dir/bench); batch 1 over TIMING_EXAMPLES reviews, batch 16
-  python -m user_dir.bench.compare data-bin/reviews --splits valid,test --threads "$THREADS" \
-    --model "base=checkpoints/baseline-reviews/checkpoint_best.pt" --model "trbert=$OUT/joint/checkpoint_last.pt" \
+  python -m user_dir.bench.compare "$DATA" --splits valid,test --threads "$THREADS" \
+    --model "base=$BASELINE" --model "trbert=$OUT/joint/checkpoint_last.pt" \
     --batch-sizes 1,16 --timing-limit "1:${TIMING_EXAMPLES:-48},16:${TIMING_EXAMPLES:-48}" --rounds 2 --out "$MEASURE"
 fi
 mkdir -p results/demo

@@ -12,29 +12,32 @@
 # residual scores are computed online from the frozen fine-tuned model (only for the batches that
 # need them), the rollouts share the layers below the first reduction point
 # (--trbert-share-prefix) and attention dropout is off (its CPU kernel costs ~10x the attention).
-# Knobs (env): INIT_MAX_UPDATE RL_MAX_UPDATE RL_LR RL_ROLLOUTS JOINT_MAX_UPDATE JOINT_LR
+# Knobs (env): DATA (data-bin/reviews) BASELINE (checkpoints/baseline-<data>/checkpoint_best.pt)
+#   OUT (checkpoints/trbert-demo/<data>/alpha<ALPHA>) FT_EPOCHS (2)
+#   INIT_MAX_UPDATE RL_MAX_UPDATE RL_LR RL_ROLLOUTS JOINT_MAX_UPDATE JOINT_LR
 #   JOINT_ROLLOUTS THREADS.
 set -euo pipefail
 cd "$(dirname "$0")/../.."
 export PATH="$PWD/.venv/bin:$PATH"
 ALPHA="${1:-${ALPHA:-1.0}}"
 THREADS="${THREADS:-2}"
-DATA=data-bin/reviews
-BASE_DIR=checkpoints/baseline-reviews
-OUT="checkpoints/trbert-demo/alpha$ALPHA"
+DATA="${DATA:-data-bin/reviews}"
+BASELINE="${BASELINE:-checkpoints/baseline-$(basename "$DATA")/checkpoint_best.pt}"
+BASE_DIR="$(dirname "$BASELINE")"
+OUT="${OUT:-checkpoints/trbert-demo/$(basename "$DATA")/alpha$ALPHA}"
 
 bash scripts/models/prepare-minilm.sh >/dev/null
-bash scripts/data/prepare-reviews.sh >/dev/null
+[[ "$DATA" != data-bin/reviews ]] || bash scripts/data/prepare-reviews.sh >/dev/null
 
 # 1. baseline: stock fairseq fine-tuning of the converted MiniLM (2 epochs, batch 16, lr 1e-4;
 #    an interrupted run resumes from its checkpoint_last.pt)
 if [[ ! -f "$BASE_DIR/result.json" ]]; then
-  DATA=$DATA SAVE_DIR=$BASE_DIR BATCH=8 UPDATE_FREQ=2 EPOCHS=2 LR=1e-4 THREADS=$THREADS \
+  DATA=$DATA SAVE_DIR=$BASE_DIR BATCH=8 UPDATE_FREQ=2 EPOCHS="${FT_EPOCHS:-2}" LR=1e-4 THREADS=$THREADS \
     EXTRA_ARGS="--attention-dropout 0.0 --log-interval 10" bash scripts/models/finetune-baseline.sh
 fi
 
 # 2-7. TR-BERT stages (pipeline.sh skips finished ones) and fairseq-validate
-DATA=$DATA OUT="$OUT" FINETUNED="$BASE_DIR/checkpoint_best.pt" SCORES=online THREADS=$THREADS \
+DATA=$DATA OUT="$OUT" FINETUNED="$BASELINE" SCORES=online THREADS=$THREADS \
   ATTENTION_DROPOUT=0 VALIDATE=0 WARMUP_RATIO=0.1 EXTRA_ARGS="--trbert-share-prefix" \
   INIT=1 INIT_LR="${INIT_LR:-1e-3}" INIT_MAX_UPDATE="${INIT_MAX_UPDATE:-20}" INIT_BATCH=8 INIT_UPDATE_FREQ=1 \
   RL_LR="${RL_LR:-1e-3}" RL_MAX_UPDATE="${RL_MAX_UPDATE:-40}" RL_BATCH=8 RL_UPDATE_FREQ=1 \
