@@ -72,7 +72,7 @@ def test_two_cpu_workers_agree(corpus, base_checkpoint, tmp_path):
                           "--distributed-rank", rank, "--distributed-init-method", f"tcp://127.0.0.1:{port}",
                           "--distributed-no-spawn", "--distributed-backend", "gloo",
                           "--ddp-backend", "legacy_ddp", "--device-id", 0)
-        cmd = [sys.executable, str(REPO / "tests" / "srp" / "ddp_worker.py"), *map(str, args[1:])]
+        cmd = [sys.executable, str(REPO / "tests" / "common" / "ddp_worker.py"), *map(str, args[1:])]
         procs.append(subprocess.Popen(cmd, cwd=REPO, env=fairseq_env(), stdout=subprocess.PIPE,
                                       stderr=subprocess.STDOUT, text=True))
     outs = []
