@@ -46,7 +46,7 @@ def test_finetune_baseline_script(tiny_encoder, tmp_path, cli):  # noqa: F811
                f"MAX_POSITIONS={s['positions']}", f"EXTRA_ARGS={dims}",
                "bash", REPO / "scripts/models/finetune-baseline.sh"])
     result = json.loads((tmp_path / "ft/result.json").read_text())
-    assert set(result) == {"dev_accuracy", "test_accuracy", "train_seconds"}
+    assert set(result) == {"dev_accuracy", "test_accuracy", "dev_loss", "test_loss", "train_seconds"}
     assert result["test_accuracy"] is not None and result["dev_accuracy"] is not None
     # 96 examples / batch 32 = 3 updates per epoch, 2 epochs, 6% warm-up
     assert "6 updates (2 epochs)" in out.stdout

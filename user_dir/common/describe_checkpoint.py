@@ -34,10 +34,8 @@ def main(argv=None) -> int:
     )
 
     try:
+        # a pretrained (e.g. masked_lm) checkpoint is a valid --restore-file too: no task check here
         info = read_info(args.path)
-        if info.task not in (None, "sentence_prediction"):
-            raise CheckpointInfoError(f"--path: {args.path} was trained for task {info.task!r}, "
-                                      "not sentence_prediction")
         if args.data:
             check_head_matches_data(info, args.data)
         head = info.head
