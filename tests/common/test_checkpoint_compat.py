@@ -28,7 +28,14 @@ def test_the_broadcast_state_of_a_loaded_checkpoint_passes_the_safe_loader():
              "optimizer_history": [{"num_updates": 3, "best": np.float64(85.5)}],
              "meters": {"_bleu_counts_0": np.array([12, 7, 3], dtype=np.int64)},  # --eval-bleu meters
              "extra_state": {"train_iterator": {"epoch": 2}}}
-    loaded = _round_trip(state)
+    # fairseq/distributed/utils.py broadcast_object: tensors go separately, placeholders in their stead
+    from fairseq.distributed.utils import _put_tensors_in_obj, _split_tensors_from_obj
+
+    tensors = []
+    sent = _split_tensors_from_obj(state, tensors)
+    assert tensors, "the state's tensors are sent apart from it"
+    loaded = _put_tensors_in_obj(_round_trip(sent), tensors)
+    assert torch.equal(loaded["model"]["w"], torch.ones(2))
     assert OmegaConf.to_container(loaded["cfg"]) == OmegaConf.to_container(cfg)
     assert loaded["cfg"].model.encoder_layers == 6 and loaded["args"].lr == [1e-3]
     assert float(loaded["optimizer_history"][0]["best"]) == 85.5

@@ -1,13 +1,10 @@
 """A pruning run interrupted mid-schedule and resumed from checkpoint_last.pt ends like an
 uninterrupted one; two data-parallel CPU workers select the same groups and end with the same weights."""
-import socket
-import subprocess
-import sys
-
 import pytest
 import torch
 
-from tests.conftest import REPO, fairseq_env, run_cli
+from tests.common.ddp import rank_states, run_ranks
+from tests.conftest import run_cli
 from tests.srp.conftest import train_args
 
 PRUNE = ["--srp", "--compression-rate", 0.5, "--pruning-stage", 0, "--pruning-period", 3,
@@ -56,37 +53,13 @@ def test_resume_mid_schedule(corpus, base_checkpoint, tmp_path):
     # (weights are close but not bit-identical: fairseq's own resume is not, with or without SRP)
 
 
-def _free_port():
-    with socket.socket() as s:
-        s.bind(("127.0.0.1", 0))
-        return s.getsockname()[1]
-
-
 @pytest.mark.integration
 def test_two_cpu_workers_agree(corpus, base_checkpoint, tmp_path):
-    port = _free_port()
-    procs = []
-    for rank in range(2):
-        args = train_args(corpus, tmp_path / "ddp", *PRUNE, "--pretrained-model", base_checkpoint,
-                          "--srp-score-batches", 2, "--distributed-world-size", 2,
-                          "--distributed-rank", rank, "--distributed-init-method", f"tcp://127.0.0.1:{port}",
-                          "--distributed-no-spawn", "--distributed-backend", "gloo",
-                          "--ddp-backend", "legacy_ddp", "--device-id", 0)
-        cmd = [sys.executable, str(REPO / "tests" / "common" / "ddp_worker.py"), *map(str, args[1:])]
-        procs.append(subprocess.Popen(cmd, cwd=REPO, env=fairseq_env(), stdout=subprocess.PIPE,
-                                      stderr=subprocess.STDOUT, text=True))
-    outs = []
-    for p in procs:
-        try:
-            outs.append(p.communicate(timeout=600)[0])
-        except subprocess.TimeoutExpired:
-            for q in procs:
-                q.kill()
-            raise
-    for p, out in zip(procs, outs):
-        assert p.returncode == 0, out[-6000:]
+    args = train_args(corpus, tmp_path / "ddp", *PRUNE, "--pretrained-model", base_checkpoint,
+                      "--srp-score-batches", 2)
+    outs = run_ranks(args[1:])
     assert "sliced the selected groups" in outs[0]
-    ranks = [torch.load(tmp_path / "ddp" / f"model_rank{r}.pt") for r in range(2)]
+    ranks = rank_states(tmp_path / "ddp")
     assert ranks[0]["srp_progress"].tolist() == [1, 0, 0]
     _assert_same(ranks[0], ranks[1], atol=0)
     saved = _model(tmp_path / "ddp" / "checkpoint_last.pt")

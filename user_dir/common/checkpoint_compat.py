@@ -10,7 +10,10 @@ it loads a checkpoint, so registering here is enough for the stock tools.
 Under data parallelism fairseq loads a checkpoint on rank 0 and sends the loaded state to the other
 ranks through ``torch.save``/``torch.load`` (``distributed.utils._broadcast_object_slow``); by then
 ``cfg`` is an omegaconf ``DictConfig``, so its container and node classes are allowlisted too
-(plain data holders; nothing else of omegaconf).
+(plain data holders; nothing else of omegaconf). fairseq sends the tensors separately and pickles
+the rest with a ``_TensorPlaceholder`` (a frozen dataclass holding an index) in place of each tensor:
+allowlisted as well, or every data-parallel run that restores a checkpoint (``--restore-file``, e.g.
+every LTP and TR-BERT stage) died on rank 1 while rank 0 waited.
 """
 import argparse
 
@@ -55,6 +58,14 @@ def _omegaconf_globals():
     return found
 
 
+def _broadcast_globals():
+    """The placeholder fairseq's ``broadcast_object`` puts where each tensor was."""
+    from fairseq.distributed.utils import _TensorPlaceholder
+
+    return [_TensorPlaceholder]
+
+
 def allow_fairseq_checkpoints():
     if hasattr(torch.serialization, "add_safe_globals"):
-        torch.serialization.add_safe_globals([argparse.Namespace] + _numpy_scalar_globals() + _omegaconf_globals())
+        torch.serialization.add_safe_globals([argparse.Namespace] + _numpy_scalar_globals() + _omegaconf_globals()
+                                             + _broadcast_globals())
