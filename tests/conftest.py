@@ -77,3 +77,8 @@ def run_cli(args, cwd=None, check=True, timeout=600):
 @pytest.fixture
 def cli():
     return run_cli
+
+
+# The encoder methods' tiny converted BERT with its data, and that model fine-tuned one update:
+# defined here once, so every module that does not import its own shares one per session (worker).
+from tests.common.encoder_fixtures import tiny_classifier, tiny_encoder  # noqa: E402,F401

@@ -2,13 +2,13 @@
 in its --save-dir exactly as they were (it writes only at the end, each file atomically)."""
 import pytest
 
-from tests.common.encoder_fixtures import REPO, tiny_classifier, tiny_encoder  # noqa: F401  (fixtures)
+from tests.common.encoder_fixtures import REPO
 from tests.common.interrupt import partial_files, sigkill_env
 
 pytestmark = pytest.mark.integration
 
 
-def test_killed_mid_search_leaves_earlier_outputs_intact(tiny_encoder, tiny_classifier, tmp_path, cli):  # noqa: F811
+def test_killed_mid_search_leaves_earlier_outputs_intact(tiny_encoder, tiny_classifier, tmp_path, cli):
     out = tmp_path / "out"
     out.mkdir()
     earlier = {"checkpoint_pruned.pt": b"the checkpoint of an earlier run",

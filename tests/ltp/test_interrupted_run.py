@@ -4,7 +4,6 @@ that was never interrupted."""
 import pytest
 import torch
 
-from tests.common.encoder_fixtures import tiny_classifier, tiny_encoder  # noqa: F401  (pytest fixtures)
 from tests.common.interrupt import partial_files, sigkill_env
 
 pytestmark = pytest.mark.integration
@@ -24,7 +23,7 @@ def _state(path):
     return torch.load(path, map_location="cpu", weights_only=False)
 
 
-def test_killed_mid_epoch_then_resumed_equals_uninterrupted(tiny_encoder, tiny_classifier, tmp_path, cli):  # noqa: F811
+def test_killed_mid_epoch_then_resumed_equals_uninterrupted(tiny_encoder, tiny_classifier, tmp_path, cli):
     enc, finetuned = tiny_encoder, tiny_classifier  # 96 training examples: 6 updates of 16
     cli(_soft(enc, finetuned, tmp_path / "whole"))
     whole = _state(tmp_path / "whole" / "checkpoint_last.pt")

@@ -15,7 +15,7 @@ import functools
 import importlib.util
 import logging
 
-from omegaconf import open_dict
+from omegaconf import OmegaConf, open_dict
 
 logger = logging.getLogger(__name__)
 
@@ -27,8 +27,15 @@ def untie(cfg) -> bool:
         return False
     if importlib.util.find_spec("torch_xla") is not None:
         return False
-    with open_dict(common):
-        common.tpu = False
+    # fairseq copied the flag into other sections as well (distributed_training.tpu makes it skip the
+    # data-parallel set-up, optimizer.tpu turns fused Adam off) and into a legacy model's Namespace
+    for key in list(cfg.keys()) if hasattr(cfg, "keys") else []:
+        section = cfg.get(key)
+        if OmegaConf.is_config(section) and section.get("tpu", False):
+            with open_dict(section):
+                section.tpu = False
+        elif section is not None and getattr(section, "tpu", False) is True and hasattr(section, "__dict__"):
+            section.tpu = False
     logger.info("--bf16 without torch_xla: running on the GPU/CPU (fairseq 0.12 would assume a TPU)")
     return True
 
