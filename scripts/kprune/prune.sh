@@ -24,7 +24,7 @@ SAVE_DIR="${SAVE_DIR:-checkpoints/kprune-$(python -c "print(round(100 * $CONSTRA
 THREADS="${THREADS:-2}"
 EXTRA_ARGS="${EXTRA_ARGS:-}"
 export OMP_NUM_THREADS="$THREADS" MKL_NUM_THREADS="$THREADS"
-DEVICE_ARGS="$(python -c 'import torch; print("" if torch.cuda.is_available() else "--cpu")')"
+DEVICE_ARGS="${DEVICE_ARGS:-$(python -c 'import torch; print("" if torch.cuda.is_available() else "--cpu")')}"  # --cpu keeps a GPU machine's run on the CPU
 
 if [[ ! -f "$BASELINE" ]]; then
   echo "error: fine-tuned checkpoint $BASELINE not found; run scripts/models/finetune-baseline.sh" >&2

@@ -15,18 +15,18 @@ def _features(model, tokens):
     return model(tokens, features_only=True)[0]
 
 
-def _stock_and_prunable():
+def _stock_and_prunable(device="cpu"):
     d = tiny_dictionary()
     stock = build("roberta", d).eval()
     ours = build("prunable_roberta", d).eval()
     ours.load_state_dict(stock.state_dict(), strict=True)
-    return d, stock, ours
+    return d, stock.to(device), ours.to(device)
 
 
-def test_same_parameters_and_outputs_as_stock_roberta():
-    d, stock, ours = _stock_and_prunable()
+def test_same_parameters_and_outputs_as_stock_roberta(device):
+    d, stock, ours = _stock_and_prunable(device)
     assert set(stock.state_dict()) == set(ours.state_dict())
-    tokens = random_batch(d, [9, 5, 7])
+    tokens = random_batch(d, [9, 5, 7]).to(device)
     ref = _features(stock, tokens)
     out = _features(ours, tokens)
     real = tokens.ne(d.pad())
@@ -62,14 +62,16 @@ def _mask_hooks(model, head_masks, neuron_masks):
     return handles
 
 
-def test_masked_structure_equals_sliced_structure():
-    d, _, model = _stock_and_prunable()
-    tokens = random_batch(d, [10, 6, 8])
+def test_masked_structure_equals_sliced_structure(device):
+    d, _, model = _stock_and_prunable(device)
+    tokens = random_batch(d, [10, 6, 8]).to(device)
     heads = TINY["encoder_attention_heads"]
     ffn = TINY["encoder_ffn_embed_dim"]
     # layer 0: two heads, half the FFN; layer 1: no heads at all; layer 2: no FFN neuron at all
     head_masks = [torch.tensor([1.0, 0, 1, 0]), torch.zeros(heads), torch.tensor([0.0, 1, 1, 1])]
     neuron_masks = [(torch.arange(ffn) % 2).float(), torch.ones(ffn), torch.zeros(ffn)]
+    # on the model's device, as Kprune's masks are: prune_structure takes the kept indices from there
+    head_masks, neuron_masks = [m.to(device) for m in head_masks], [m.to(device) for m in neuron_masks]
     handles = _mask_hooks(model, head_masks, neuron_masks)
     masked = model(tokens, classification_head_name="sentence_classification_head")[0]
     masked_feats = _features(model, tokens)
@@ -85,16 +87,16 @@ def test_masked_structure_equals_sliced_structure():
     assert torch.allclose(_features(model, tokens)[real], masked_feats[real], atol=1e-5)
 
 
-def test_pruned_shapes_rebuild_from_config_and_load_strictly():
-    d, _, model = _stock_and_prunable()
+def test_pruned_shapes_rebuild_from_config_and_load_strictly(device):
+    d, _, model = _stock_and_prunable(device)
     model.prune_structure([torch.tensor([0, 2]), torch.tensor([], dtype=torch.long), torch.arange(4)],
                           [torch.arange(10), torch.arange(48), torch.tensor([], dtype=torch.long)])
     assert model.args.encoder_layer_heads == "2,0,4"
     assert model.args.encoder_layer_ffn_dims == "10,48,0"
     rebuilt = build("prunable_roberta", d, encoder_layer_heads=model.args.encoder_layer_heads,
-                    encoder_layer_ffn_dims=model.args.encoder_layer_ffn_dims).eval()
+                    encoder_layer_ffn_dims=model.args.encoder_layer_ffn_dims).to(device).eval()
     rebuilt.load_state_dict(model.state_dict(), strict=True)
-    tokens = random_batch(d, [7, 5])
+    tokens = random_batch(d, [7, 5]).to(device)
     assert torch.allclose(_features(rebuilt, tokens), _features(model, tokens), atol=1e-6)
 
 
@@ -122,13 +124,13 @@ def test_gather_tokens_keeps_order_and_repads():
     assert gather_positions(ids, out.index).tolist() == [[10, 12, 14], [20, 21, 20]]
 
 
-def test_gathered_tokens_equal_masked_tokens_through_the_rest_of_the_encoder():
+def test_gathered_tokens_equal_masked_tokens_through_the_rest_of_the_encoder(device):
     """Dropping tokens physically = keeping them but masking them as keys from then on."""
-    d, _, model = _stock_and_prunable()
-    tokens = random_batch(d, [10, 7, 9], seed=3)
+    d, _, model = _stock_and_prunable(device)
+    tokens = random_batch(d, [10, 7, 9], seed=3).to(device)
     pad = tokens.eq(d.pad())
     g = torch.Generator().manual_seed(1)
-    keep = torch.rand(tokens.shape, generator=g) > 0.4
+    keep = (torch.rand(tokens.shape, generator=g) > 0.4).to(device)
     keep[:, 0] = True
     enc = model.encoder.sentence_encoder
     x, _ = enc.forward_embedding(tokens)
@@ -147,9 +149,9 @@ def test_gathered_tokens_equal_masked_tokens_through_the_rest_of_the_encoder():
     assert torch.allclose(xg[~gpad], expected[~gpad], atol=1e-5)
 
 
-def test_result_does_not_depend_on_batch_padding():
-    d, _, model = _stock_and_prunable()
-    batch = random_batch(d, [12, 5, 9], seed=4)
+def test_result_does_not_depend_on_batch_padding(device):
+    d, _, model = _stock_and_prunable(device)
+    batch = random_batch(d, [12, 5, 9], seed=4).to(device)
     alone = batch[1:2, :5]
     together = _features(model, batch)[1, :5]
     assert torch.allclose(_features(model, alone)[0], together, atol=1e-5)

@@ -21,10 +21,10 @@ def tiny_model(seed: int = 0, num_classes: int = 3, **overrides):
     return d, model
 
 
-def tiny_batches(d, count: int = 4, seed: int = 0):
+def tiny_batches(d, count: int = 4, seed: int = 0, device="cpu"):
     out = []
     for i in range(count):
-        tokens = random_batch(d, [12, 11, 9, 8, 12, 7, 6, 10], seed=seed + i)
+        tokens = random_batch(d, [12, 11, 9, 8, 12, 7, 6, 10], seed=seed + i).to(device)
         out.append(Batch(tokens=tokens, padding_mask=tokens.eq(d.pad())))
     return out
 

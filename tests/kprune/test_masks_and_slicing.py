@@ -8,9 +8,10 @@ from user_dir.kprune.prune import KpruneSettings, apply_pruning, kprune, masked_
 from user_dir.kprune.sublayers import first_layer_input, run_from
 
 
-def test_masked_equals_sliced_with_empty_sublayers():
+def test_masked_equals_sliced_with_empty_sublayers(device):
     d, model = tiny_model()
-    batch = tiny_batches(d, 1)[0]
+    model.to(device)
+    batch = tiny_batches(d, 1, device=device)[0]
     masks = KpruneMasks(model)
     masks.keep_heads(0, torch.tensor([True, False, True, False]))
     masks.keep_heads(1, torch.zeros(4, dtype=torch.bool))  # an attention sublayer with no head left
@@ -27,9 +28,10 @@ def test_masked_equals_sliced_with_empty_sublayers():
     assert torch.allclose(masked, sliced, atol=1e-5)
 
 
-def test_masked_equals_sliced_after_a_full_kprune_run_with_tuning():
+def test_masked_equals_sliced_after_a_full_kprune_run_with_tuning(device):
     d, model = tiny_model(seed=1)
-    batches = tiny_batches(d, 4)
+    model.to(device)
+    batches = tiny_batches(d, 4, device=device)
     result = kprune(model, batches, flops_model_for(model, 9.4),
                     KpruneSettings(constraint=0.6, sublayerwise_tuning=True, head_name=HEAD))
     masked = [masked_logits(model, result.masks, b, HEAD) for b in batches]
@@ -40,10 +42,11 @@ def test_masked_equals_sliced_after_a_full_kprune_run_with_tuning():
         assert torch.allclose(model(b.tokens, classification_head_name=HEAD)[0], ref, atol=1e-5)
 
 
-def test_forward_from_any_sublayer_equals_the_model_forward():
+def test_forward_from_any_sublayer_equals_the_model_forward(device):
     """The cached per-sublayer inputs are exact: restarting at sublayer s changes nothing."""
     d, model = tiny_model()
-    batch = tiny_batches(d, 1)[0]
+    model.to(device)
+    batch = tiny_batches(d, 1, device=device)[0]
     with torch.no_grad():
         x, logits = first_layer_input(model, batch.tokens, HEAD)
         ref = model(batch.tokens, classification_head_name=HEAD)[0]

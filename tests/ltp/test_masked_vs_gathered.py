@@ -45,10 +45,10 @@ CASES = {
 
 
 @pytest.mark.parametrize("case", CASES)
-def test_masked_and_gathered_paths_give_the_same_logits(case):
+def test_masked_and_gathered_paths_give_the_same_logits(case, device):
     d = tiny_dictionary()
-    model = _model(d, **CASES[case])
-    tokens = random_batch(d, LENGTHS, seed=5)
+    model = _model(d, **CASES[case]).to(device)
+    tokens = random_batch(d, LENGTHS, seed=5).to(device)
     masked, kept_masked = _run(model, tokens, physical=False)
     gathered, kept_gathered = _run(model, tokens, physical=True)
     assert kept_masked == kept_gathered
@@ -59,10 +59,10 @@ def test_masked_and_gathered_paths_give_the_same_logits(case):
     assert torch.allclose(masked, gathered, atol=1e-5), (masked - gathered).abs().max()
 
 
-def test_pruning_of_an_example_does_not_depend_on_its_batch():
+def test_pruning_of_an_example_does_not_depend_on_its_batch(device):
     d = tiny_dictionary()
-    model = _model(d, **CASES["threshold-length"])
-    tokens = random_batch(d, LENGTHS, seed=6)
+    model = _model(d, **CASES["threshold-length"]).to(device)
+    tokens = random_batch(d, LENGTHS, seed=6).to(device)
     together, kept = _run(model, tokens, physical=True)
     for row, n in enumerate(LENGTHS):
         alone, kept_alone = _run(model, tokens[row:row + 1, :n], physical=True)
@@ -70,10 +70,10 @@ def test_pruning_of_an_example_does_not_depend_on_its_batch():
         assert torch.allclose(alone[0], together[row], atol=1e-5)
 
 
-def test_gathered_path_really_shortens_the_batch():
+def test_gathered_path_really_shortens_the_batch(device):
     d = tiny_dictionary()
-    model = _model(d, **CASES["topk"])
-    tokens = random_batch(d, LENGTHS, seed=5)
+    model = _model(d, **CASES["topk"]).to(device)
+    tokens = random_batch(d, LENGTHS, seed=5).to(device)
     with torch.no_grad():
         out = model.ltp_encoder(tokens)
     kept = model.ltp_encoder.last_stats.n_out[-1]

@@ -41,30 +41,31 @@ def _cfg(flags):
     return convert_namespace_to_omegaconf(args)
 
 
-def _sample(task, seed):
-    src, lengths, prev = batch(task, seed=seed)
+def _sample(task, seed, device="cpu"):
+    src, lengths, prev = (t.to(device) for t in batch(task, seed=seed))
     return {"net_input": {"src_tokens": src, "src_lengths": lengths, "prev_output_tokens": prev},
             "target": prev.clone(), "ntokens": int(prev.ne(task.target_dictionary.pad()).sum()),
             "nsentences": src.size(0)}
 
 
 class _Task:
-    def __init__(self, task):
-        self.src_dict, self.tgt_dict, self.model_cfg, self.epoch, self._task = \
-            task.source_dictionary, task.target_dictionary, None, 1, task
+    def __init__(self, task, device):
+        self.src_dict, self.tgt_dict, self.model_cfg, self.epoch, self._task, self.device = \
+            task.source_dictionary, task.target_dictionary, None, 1, task, device
 
     def updates_per_epoch(self):
         return SPE
 
     def scoring_batches(self, model):
-        return [_sample(self._task, seed=99), _sample(self._task, seed=98)]
+        return [_sample(self._task, seed=99, device=self.device), _sample(self._task, seed=98, device=self.device)]
 
 
-def _start(dtype):
+def _start(dtype, device="cpu"):
     """A model whose weights are exactly representable in ``dtype`` (so the fp32 and the mixed run
     start from the same values), its KD teacher and the controller."""
     model, task = build(share_decoder_input_output_embed=True, dropout=0.0)
     randomize(model)
+    model.to(device)
     with torch.no_grad():
         for p in model.parameters():
             p.copy_(p.to(dtype).float())
@@ -73,7 +74,7 @@ def _start(dtype):
     crit.set_teacher(copy.deepcopy(model))
     cfg = Namespace(srp=True, pruning_stage=0, pruning_period=PERIOD, pruning_iter=1, decreasing="sa",
                     warming_up=0, compression_rate=0.5)
-    fake = _Task(task)
+    fake = _Task(task, device)
     return model, task, crit, fake, PruningController(cfg, fake)
 
 
@@ -95,8 +96,8 @@ def _selection(model):
     return {g.name: g.sel.clone() for g in model.gates()}
 
 
-def _fp32_selection(dtype):
-    model, task, crit, _, ctl = _start(dtype)
+def _fp32_selection(dtype, device):
+    model, task, crit, _, ctl = _start(dtype, device)
     opt = SRPAdam(SRPAdamConfig(adam_betas="(0.9, 0.98)", weight_decay=0.1, lr=[1e-2]),
                   [p for p in model.parameters() if p.requires_grad])
     ctl.before_update(model, crit, opt, 0)
@@ -104,14 +105,14 @@ def _fp32_selection(dtype):
 
 
 @pytest.mark.parametrize("precision", list(PRECISIONS))
-def test_srp_prunes_under_mixed_precision(precision, monkeypatch):
+def test_srp_prunes_under_mixed_precision(precision, monkeypatch, device):
     flags, dtype, wrapper = PRECISIONS[precision]
-    if precision == "fp16-flat":
+    if precision == "fp16-flat" and device.type == "cpu":
         # the flat master copy lives on torch.cuda.current_device(); on a CPU its index is None,
         # which is what fairseq's copy loops look up for CPU parameters
         monkeypatch.setattr(torch.cuda, "current_device", lambda: None)
-    expected = _fp32_selection(dtype)
-    model, task, crit, fake, ctl = _start(dtype)
+    expected = _fp32_selection(dtype, device)
+    model, task, crit, fake, ctl = _start(dtype, device)
     model.to(dtype)  # as fairseq's trainer does before it builds the optimizer
     optimizer = wrapper.build_optimizer(_cfg(flags), [p for p in model.parameters() if p.requires_grad])
     view = srp_optimizer(optimizer)
@@ -134,7 +135,7 @@ def test_srp_prunes_under_mixed_precision(precision, monkeypatch):
             assert masks
             masters = view.tensors()
             frozen_before = {p: (p.detach().clone(), masters[p].detach().clone()) for p in masks}
-        loss = _update(optimizer, model, crit, _sample(task, seed=u))
+        loss = _update(optimizer, model, crit, _sample(task, seed=u, device=device))
         if loss is None:
             continue  # a skipped update, as fairseq's trainer skips it: same update number again
         assert math.isfinite(loss)

@@ -44,10 +44,10 @@ def _select(model, kinds, seed=3, extremes=True):
         g.c.copy_((~g.sel).float())
 
 
-def _gated_and_sliced(weighted, kinds, tied=True):
+def _gated_and_sliced(weighted, kinds, tied=True, device="cpu"):
     model, task = build(weighted_layernorm=weighted, share_decoder_input_output_embed=tied)
     randomize(model)
-    model.eval()
+    model.to(device).eval()
     _select(model, kinds)
     model.set_gating(True)
     sliced = copy_model(model)
@@ -71,10 +71,10 @@ KIND_SETS = [("emb",), ("fc",), ("qk",), ("vo",), ("emb", "fc", "qk", "vo")]
 
 @pytest.mark.parametrize("weighted", [False, True], ids=["plain-ln", "weighted-ln"])
 @pytest.mark.parametrize("kinds", KIND_SETS, ids=["+".join(k) for k in KIND_SETS])
-def test_gated_equals_sliced(weighted, kinds):
-    model, sliced, task = _gated_and_sliced(weighted, kinds)
+def test_gated_equals_sliced(weighted, kinds, device):
+    model, sliced, task = _gated_and_sliced(weighted, kinds, device=device)
     assert sum(p.numel() for p in sliced.parameters()) < sum(p.numel() for p in model.parameters())
-    src, lengths, prev = batch(task)
+    src, lengths, prev = (t.to(device) for t in batch(task))
     with torch.no_grad():
         full_gated = model(src, lengths, prev)[0]
         full_sliced = sliced(src, lengths, prev)[0]
@@ -89,11 +89,11 @@ def test_gated_equals_sliced(weighted, kinds):
     assert full_gated.abs().max() > 0.1  # the comparison is not between zeros
 
 
-def test_untied_output_projection():
-    model, sliced, task = _gated_and_sliced(True, ("emb", "fc", "qk", "vo"), tied=False)
+def test_untied_output_projection(device):
+    model, sliced, task = _gated_and_sliced(True, ("emb", "fc", "qk", "vo"), tied=False, device=device)
     assert sliced.decoder.output_projection.weight is not sliced.decoder.embed_tokens.weight
     assert sliced.decoder.output_projection.weight.size(1) == sliced.decoder.embed_tokens.weight.size(1)
-    src, lengths, prev = batch(task)
+    src, lengths, prev = (t.to(device) for t in batch(task))
     with torch.no_grad():
         a, b = model(src, lengths, prev)[0], sliced(src, lengths, prev)[0]
     mask = prev.ne(task.target_dictionary.pad())
@@ -111,12 +111,12 @@ def test_extreme_cases_really_present():
     assert sliced.decoder.output_projection.weight is sliced.decoder.embed_tokens.weight
 
 
-def test_qk_all_pruned_respects_masks():
+def test_qk_all_pruned_respects_masks(device):
     """With no q·k dims, attention is uniform over the allowed keys only: a padded sentence gives
     what it gives alone, and a future target token does not change earlier outputs."""
-    model, sliced, task = _gated_and_sliced(False, ("qk",))
+    model, sliced, task = _gated_and_sliced(False, ("qk",), device=device)
     pad = task.source_dictionary.pad()
-    src, lengths, prev = batch(task)
+    src, lengths, prev = (t.to(device) for t in batch(task))
     assert src[2, 0] == pad  # row 2 is left-padded
     with torch.no_grad():
         batched = sliced(src, lengths, prev)[0]
@@ -131,7 +131,7 @@ def test_qk_all_pruned_respects_masks():
     assert not torch.allclose(batched[0, -1], changed[0, -1], atol=TOL, rtol=0)
 
 
-def test_ungated_model_is_fairseq_transformer():
+def test_ungated_model_is_fairseq_transformer(device):
     """Gates off and nothing pruned, the srp model computes what fairseq's transformer computes."""
     from user_dir.srp.stock_transformer import stock_transformer_like
 
@@ -139,7 +139,8 @@ def test_ungated_model_is_fairseq_transformer():
     randomize(model)
     model.eval()
     ref = stock_transformer_like(model, task, dropout=0.0, max_source_positions=64, max_target_positions=64)
-    src, lengths, prev = batch(task)
+    model, ref = model.to(device), ref.to(device)
+    src, lengths, prev = (t.to(device) for t in batch(task))
     with torch.no_grad():
         ours = model(src, lengths, prev)[0]
         theirs = ref(src, lengths, prev)[0]
@@ -147,18 +148,18 @@ def test_ungated_model_is_fairseq_transformer():
     assert torch.allclose(ours[mask], theirs[mask], atol=TOL, rtol=0)
 
 
-def test_pruned_model_rebuilds_from_its_config_and_state():
+def test_pruned_model_rebuilds_from_its_config_and_state(device):
     """Shapes in the config + plain tensors in the state dict are enough to rebuild a pruned model."""
     from argparse import Namespace
 
     from user_dir.srp.model import SRPModel
 
-    _, sliced, task = _gated_and_sliced(True, ("emb", "fc", "qk", "vo"))
+    _, sliced, task = _gated_and_sliced(True, ("emb", "fc", "qk", "vo"), device=device)
     cfg = Namespace(**vars(sliced.cfg))
     rebuilt = SRPModel.build_model(cfg, task)
     rebuilt.load_state_dict(sliced.state_dict(), strict=True)
-    rebuilt.eval()
-    src, lengths, prev = batch(task)
+    rebuilt.to(device).eval()
+    src, lengths, prev = (t.to(device) for t in batch(task))
     with torch.no_grad():
         assert torch.equal(rebuilt(src, lengths, prev)[0], sliced(src, lengths, prev)[0])
     for v in sliced.state_dict().values():

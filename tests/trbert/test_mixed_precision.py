@@ -46,9 +46,9 @@ def _update(optimizer, model, criterion, sample):
 
 @pytest.mark.parametrize("stage", ["rl", "joint"])
 @pytest.mark.parametrize("precision", list(PRECISIONS))
-def test_policies_learn_under_mixed_precision(precision, stage, monkeypatch):
+def test_policies_learn_under_mixed_precision(precision, stage, monkeypatch, device):
     flags, dtype, wrapper = PRECISIONS[precision]
-    if precision == "fp16-flat":
+    if precision == "fp16-flat" and device.type == "cpu":
         # fairseq puts the flat fp32 master copy on torch.cuda.current_device(); on a CPU the
         # parameters' device index is None, which is what its copy loops then look up
         monkeypatch.setattr(torch.cuda, "current_device", lambda: None)
@@ -56,9 +56,9 @@ def test_policies_learn_under_mixed_precision(precision, stage, monkeypatch):
     model = tiny_trbert(d, trbert_stage=stage, dropout=0.0, attention_dropout=0.0)
     criterion = TrbertCriterion(TrbertCriterionConfig(trbert_stage=stage, trbert_rollouts=4, alpha=1.0,
                                                       guide_rate=0.0, max_update=100), fake_task(d))
-    tokens = random_batch(d, [20, 14, 9, 12], seed=1)
-    sample = sample_for(tokens, torch.tensor([0, 2, 1, 1]), dictionary=d)
-    model = model.to(dtype).train()  # as fairseq's trainer does before it builds the optimizer
+    tokens = random_batch(d, [20, 14, 9, 12], seed=1).to(device)
+    sample = sample_for(tokens, torch.tensor([0, 2, 1, 1], device=device), dictionary=d)
+    model = model.to(device=device, dtype=dtype).train()  # as fairseq's trainer does before it builds the optimizer
     params = [p for p in chain(model.parameters(), criterion.parameters()) if p.requires_grad]
     optimizer = wrapper.build_optimizer(_cfg(flags), params)
     before = {n: p.detach().clone() for n, p in model.named_parameters()}

@@ -23,14 +23,14 @@ def test_default_reduction_points_scale_with_depth():
     assert parse_reduce_layers("6,1", 12) == [1, 6]
 
 
-def test_inference_drops_tokens_physically_and_keeps_cls():
+def test_inference_drops_tokens_physically_and_keeps_cls(device):
     d = tiny_dictionary()
-    model = tiny_trbert(d).eval()
-    tokens = random_batch(d, [30, 22, 9], seed=1)
+    model = tiny_trbert(d).to(device).eval()
+    tokens = random_batch(d, [30, 22, 9], seed=1).to(device)
     logits, control = _run(model, tokens)
     assert [p.layer for p in control.points] == [1, 2]
     first, second = control.points
-    assert torch.equal(first.entering, torch.tensor([30, 22, 9]))
+    assert first.entering.tolist() == [30, 22, 9]
     assert (first.kept < first.entering).all() and (second.kept <= first.kept).all()
     assert (second.kept >= 1).all()
     # p >= 0.5 decides, <s> always stays, positions stay in the original order
@@ -42,11 +42,11 @@ def test_inference_drops_tokens_physically_and_keeps_cls():
     assert feats.size(1) == int(second.kept.max()) < tokens.size(1)
 
 
-def test_batch_of_16_equals_one_at_a_time():
+def test_batch_of_16_equals_one_at_a_time(device):
     d = tiny_dictionary()
-    model = tiny_trbert(d, seed=3).eval()
+    model = tiny_trbert(d, seed=3).to(device).eval()
     lengths = [40, 7, 33, 12, 25, 40, 5, 18, 29, 9, 38, 14, 21, 36, 11, 27]
-    tokens = random_batch(d, lengths, seed=2)
+    tokens = random_batch(d, lengths, seed=2).to(device)
     logits, control = _run(model, tokens)
     counts = control.kept_counts()
     for row, n in enumerate(lengths):
@@ -77,11 +77,11 @@ def test_keep_everything_policy_equals_plain_encoder():
     assert torch.allclose(logits_all, ref, atol=1e-5)
 
 
-def test_gathered_equals_masked():
+def test_gathered_equals_masked(device):
     """Dropping tokens physically = keeping them in place but masking them as padding afterwards."""
     d = tiny_dictionary()
-    model = tiny_trbert(d, seed=5).eval()
-    tokens = random_batch(d, [24, 17, 10], seed=6)
+    model = tiny_trbert(d, seed=5).to(device).eval()
+    tokens = random_batch(d, [24, 17, 10], seed=6).to(device)
     logits, control = _run(model, tokens)
     enc = model.sentence_encoder
     padding = tokens.eq(d.pad())

@@ -85,7 +85,7 @@ class PrunableEncoderLayer(nn.Module):
         """Keep only the heads in ``keep_heads`` (indices into the current heads, any order kept sorted)."""
         attn = self.self_attn
         keep_heads = torch.as_tensor(keep_heads, dtype=torch.long).sort().values
-        dims = (keep_heads[:, None] * attn.head_dim + torch.arange(attn.head_dim)).reshape(-1)
+        dims = (keep_heads[:, None] * attn.head_dim + torch.arange(attn.head_dim, device=keep_heads.device)).reshape(-1)
         dims = dims.to(attn.q_proj.weight.device)
         attn.q_proj = slice_linear(attn.q_proj, keep_out=dims)
         attn.k_proj = slice_linear(attn.k_proj, keep_out=dims)
