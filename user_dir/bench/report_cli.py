@@ -35,6 +35,8 @@ def get_parser() -> argparse.ArgumentParser:
                    help="at most this many examples per timing pass below batch 32 (default: %(default)s)")
     p.add_argument("--threads", type=int, default=1, help="torch CPU threads for timing (default: %(default)s)")
     p.add_argument("--rounds", type=int, default=5, help="interleaved timing rounds (default: %(default)s)")
+    p.add_argument("--device", default="cpu", choices=("cpu", "cuda"),
+                   help="where the models run; cuda: timed by CUDA events, GPU peak memory (default: %(default)s)")
     p.add_argument("--json", default=None, metavar="FILE", help="write the table and measurements here")
     p.add_argument("--plot", default=None, metavar="FILE.png", help="plot quality and speed-up against FLOPs")
     return p
@@ -50,6 +52,19 @@ def _check(args, parser):
             parser.error(f"--path: no such checkpoint file: {path}")
     if args.threads < 1 or args.rounds < 1:
         parser.error("--threads and --rounds must be at least 1")
+    if args.device == "cuda":
+        import torch
+        if not torch.cuda.is_available():
+            parser.error("--device cuda: no CUDA device is available to torch")
+    if args.max_examples < 1:
+        parser.error(f"--max-examples must be at least 1, got {args.max_examples}")
+    splits = [s for s in args.subsets.split(",") if s] + ([args.timing_subset] if args.timing_subset else [])
+    if not splits:
+        parser.error("--subsets: at least one split, e.g. valid,test")
+    for split in splits:  # found now, not after every checkpoint is loaded
+        if not os.path.isfile(os.path.join(args.data, "input0", f"{split}.idx")):
+            option = "--timing-subset" if split == args.timing_subset else "--subsets"
+            parser.error(f"{option}: no split {split!r} in {args.data} (input0/{split}.idx is missing)")
     try:
         sizes = [int(b) for b in args.batch_sizes.split(",") if b]
     except ValueError:
@@ -101,7 +116,7 @@ def main(argv: Optional[List[str]] = None) -> int:
     import user_dir  # noqa: F401
     from user_dir.bench import compare, results, timing
 
-    models = compare.load_models(args.path, args.data)
+    models = compare.load_models(args.path, args.data, args.device)
     limits = {b: args.max_examples for b in sizes if b < 32}
     protocol = timing.Protocol(args.threads, args.rounds)
     measured = compare.measure(models, subsets, sizes, protocol, timing_subset, limits)
@@ -111,7 +126,7 @@ def main(argv: Optional[List[str]] = None) -> int:
     print(f"({protocol.describe()}; quality: accuracy % or Pearson r x 100; FLOPs: encoder MACs relative "
           f"to the first model on the same examples)")
     if args.json:
-        Path(args.json).write_text(json.dumps({"protocol": protocol.as_dict(), "rows": rows,
+        Path(args.json).write_text(json.dumps({"protocol": protocol.as_dict(), "device": args.device, "rows": rows,
                                                "measured": measured}, indent=1) + "\n")
         print(f"written {args.json}")
     if args.plot:

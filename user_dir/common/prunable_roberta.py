@@ -94,8 +94,20 @@ class PrunableRobertaModel(RobertaModel):
         load), and ``args`` record them, so the new run's checkpoints rebuild too. Explicit sizes
         are never overridden: a mismatch then fails as usual.
         """
+        self._check_vocabulary(state_dict)
         self._adopt_pruned_sizes(state_dict)
         return super().load_state_dict(state_dict, strict=strict, model_cfg=model_cfg, args=args)
+
+    def _check_vocabulary(self, state_dict):
+        """A checkpoint of another dictionary would fail as a bare size mismatch (and fairseq-train
+        reports only "please ensure that the architectures match"): say what does not match."""
+        key = "encoder.sentence_encoder.embed_tokens.weight"
+        theirs = state_dict.get(key)
+        ours = self.encoder.sentence_encoder.embed_tokens.weight
+        if theirs is not None and theirs.dim() == 2 and theirs.size(0) != ours.size(0):
+            raise ValueError(f"the checkpoint's vocabulary has {theirs.size(0)} entries, the dictionary of "
+                             f"this run (DATA/input0/dict.txt) has {ours.size(0)}: a checkpoint loads only "
+                             "with the dictionary it was trained on")
 
     def _adopt_pruned_sizes(self, state_dict):
         if safe_getattr(self.args, "encoder_layer_heads", None) or \

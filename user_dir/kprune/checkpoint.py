@@ -109,7 +109,7 @@ def load_finetuned(path: str, data: str):
     try:
         models, cfg, task = checkpoint_utils.load_model_ensemble_and_task(
             [path], arg_overrides={"data": data}, state=state)
-    except RuntimeError as e:
+    except (RuntimeError, ValueError) as e:  # a size mismatch, or the model's vocabulary check
         raise KpruneInputError(f"--path: {path} does not fit the dictionary in {data} "
                                f"({str(e).splitlines()[0][:200]})") from None
     return models[0], cfg, task, state

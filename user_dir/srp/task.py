@@ -133,7 +133,11 @@ class SRPTranslationTask(TranslationTask):
         self.model_cfg = cfg
         state = None
         if self.pruning and not from_checkpoint:
-            state = checkpoint_utils.load_checkpoint_to_cpu(self.cfg.pretrained_model)
+            try:
+                state = checkpoint_utils.load_checkpoint_to_cpu(self.cfg.pretrained_model)
+            except Exception as e:  # a text file, a truncated download, another framework's file
+                raise ValueError(f"--pretrained-model {self.cfg.pretrained_model}: not a readable fairseq "
+                                 f"checkpoint ({type(e).__name__}: {str(e).splitlines()[0][:200]})") from None
             self._check_pretrained(cfg, state)
             # build the (possibly already pruned) shapes of the pretrained model
             set_cfg(cfg, "srp_shapes", state["cfg"]["model"].get("srp_shapes") or "")
@@ -159,6 +163,8 @@ class SRPTranslationTask(TranslationTask):
         pcfg = pcfg.get("model") if pcfg is not None else None
         if pcfg is None:
             raise ValueError(f"{option}: not a fairseq checkpoint with a model config")
+        if not hasattr(pcfg, "get"):  # an add_args-style model (e.g. RoBERTa) stores a Namespace
+            pcfg = vars(pcfg)
         arch = pcfg.get("_name") or pcfg.get("arch")
         if ARCH_MODEL_NAME_REGISTRY.get(arch, arch) != "srp":
             raise ValueError(f"{option} is of architecture {arch!r}; SRP prunes srp models (--arch srp_*)")

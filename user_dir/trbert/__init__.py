@@ -4,4 +4,4 @@ Registers model ``trbert_roberta`` (archs ``trbert_roberta``, ``trbert_roberta_b
 ``trbert_roberta_minilm``) and criterion ``trbert``. Residual-strategy scores come from
 ``python -m user_dir.trbert.residual_scores``.
 """
-from user_dir.trbert import criterion, model  # noqa: F401  (registration)
+from user_dir.trbert import criterion, model, start_check  # noqa: F401  (registration)

@@ -77,6 +77,9 @@ def check_config(cfg: TrbertCriterionConfig) -> float:
     if cfg.trbert_rollouts < 2 and stage != "init":
         raise ValueError(f"--trbert-rollouts must be >= 2 (the baseline is the mean over the "
                          f"rollouts), got {cfg.trbert_rollouts}")
+    if not (math.isfinite(cfg.alpha) and cfg.alpha >= 0):
+        raise ValueError(f"--alpha must be a finite number >= 0 (the weight of the kept-token penalty "
+                         f"in the reward; a negative one rewards keeping tokens), got {cfg.alpha}")
     guide = cfg.guide_rate if cfg.guide_rate is not None else (0.5 if stage == "rl" else 0.0)
     if not 0.0 <= guide <= 1.0:
         raise ValueError(f"--guide-rate must be in [0, 1], got {guide}")
