@@ -30,3 +30,20 @@ def test_a_large_allocation_is_seen_and_a_small_call_is_not():
     assert seen is not None and 0.8 * big <= seen <= 1.5 * big
     small = memory.call_peak_bytes(lambda: torch.ones(10).sum())
     assert small < 32 * 2 ** 20
+
+
+def test_gpu_peak_is_the_allocator_peak_above_what_was_allocated_before(monkeypatch):
+    """The CUDA path, on the CPU: the allocator's statistics are faked, the arithmetic is real."""
+    calls = []
+    state = {"allocated": 300, "peak": 300}
+
+    def call():
+        calls.append("call")
+        state["peak"] = 300 + 5000  # the call's activations came and went
+    monkeypatch.setattr(torch.cuda, "synchronize", lambda device=None: calls.append("sync"))
+    monkeypatch.setattr(torch.cuda, "memory_allocated", lambda device=None: state["allocated"])
+    monkeypatch.setattr(torch.cuda, "reset_peak_memory_stats",
+                        lambda device=None: (calls.append("reset"), state.update(peak=state["allocated"])))
+    monkeypatch.setattr(torch.cuda, "max_memory_allocated", lambda device=None: state["peak"])
+    assert memory.cuda_call_peak_bytes(call, "cuda") == 5000
+    assert calls == ["sync", "reset", "call", "sync"]  # measured after the queued work finished

@@ -114,3 +114,71 @@ def test_split_batches_honour_the_batch_size_asked_for_each_time(tmp_path):
     at1 = sentence.batches(task, "valid", 1)
     assert max(b["nsentences"] for b in at32) > 1
     assert all(b["nsentences"] == 1 for b in at1) and len(at1) == sum(b["nsentences"] for b in at32)
+
+
+class FakeCudaEvents:
+    """torch.cuda.Event / synchronize stand-ins on the fake clock: a kernel 'works' asynchronously,
+    so perf_counter would see nothing; only an event recorded after the work sees its time."""
+
+    def __init__(self, clock):
+        self.clock, self.synchronized, self.events = clock, 0, []
+        outer = self
+
+        class Event:
+            def __init__(self, enable_timing=False):
+                assert enable_timing
+                self.t = None
+                outer.events.append(self)
+
+            def record(self):
+                self.t = outer.clock.device
+
+            def synchronize(self):
+                outer.synchronized += 1
+
+            def elapsed_time(self, end):
+                return (end.t - self.t) * 1000.0  # milliseconds, as CUDA's
+
+        self.Event = Event
+
+    def synchronize(self, device=None):
+        self.synchronized += 1
+
+
+def test_cuda_passes_are_timed_by_events_after_a_synchronisation(clock, monkeypatch):
+    """The CUDA path, tested on the CPU: the device's time counts, the host's queueing time does not."""
+    import torch
+
+    clock.device = 0.0
+    cuda = FakeCudaEvents(clock)
+    monkeypatch.setattr(torch.cuda, "Event", cuda.Event)
+    monkeypatch.setattr(torch.cuda, "synchronize", cuda.synchronize)
+
+    def kernel(seconds):
+        def run(batch):
+            clock.work(0.001)          # the host only queues the kernel
+            clock.device += seconds    # the device works for this long
+        return run
+
+    out = timing.time_models({"ref": kernel(0.1), "fast": kernel(0.05)}, [[0] * 4, [0] * 4],
+                             timing.Protocol(threads=1, rounds=3, min_seconds=0.0), device="cuda")
+    assert out["ref"]["throughput"]["median"] == pytest.approx(40.0)  # 8 examples in 0.2 s of device time
+    assert out["fast"]["speedup"]["median"] == pytest.approx(2.0)
+    # every pass (2 warm-up + 6 timed) synchronised before its start event and waited for its end event
+    assert len(cuda.events) == 16 and cuda.synchronized == 16
+
+
+def test_a_cuda_pass_repeats_until_min_seconds_of_device_time(clock, monkeypatch):
+    import torch
+
+    clock.device = 0.0
+    cuda = FakeCudaEvents(clock)
+    monkeypatch.setattr(torch.cuda, "Event", cuda.Event)
+    monkeypatch.setattr(torch.cuda, "synchronize", cuda.synchronize)
+
+    def run(batch):
+        clock.device += 0.1
+
+    out = timing.time_models({"m": run}, [[0, 0]], timing.Protocol(threads=1, rounds=1, min_seconds=0.35),
+                             device="cuda")
+    assert out["m"]["throughput"]["median"] == pytest.approx(8 / 0.4)

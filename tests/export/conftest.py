@@ -9,7 +9,6 @@ from types import SimpleNamespace
 import pytest
 import torch
 
-from tests.common.encoder_fixtures import tiny_encoder  # noqa: F401  (pytest fixture)
 from tests.export.checkpoints import sentence_argv, write
 
 KPRUNE = ("--encoder-layer-heads", "0,3", "--encoder-layer-ffn-dims", "40,0")
@@ -17,7 +16,7 @@ LTP = ("--final-token-threshold", "0", "--ltp-score-length", "16")
 
 
 @pytest.fixture(scope="session")
-def chain(tiny_encoder, tmp_path_factory):  # noqa: F811
+def chain(tiny_encoder, tmp_path_factory):  # tiny_encoder: tests/conftest.py
     enc = tiny_encoder
     root = tmp_path_factory.mktemp("chain")
     base, model = write(root / "base/checkpoint_best.pt",

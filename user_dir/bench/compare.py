@@ -30,6 +30,7 @@ def measure(models: Dict[str, "sentence.SentenceModel"], splits: Sequence[str], 
     torch.set_num_threads(protocol.threads)
     names = list(models)
     ref = models[names[0]]
+    device = next(ref.model.parameters()).device  # where load_models put every model
     task = ref.task
     max_pos = ref.model.max_positions()
     out = {name: {"path": m.path, "overrides": m.overrides, "parameters": m.parameters(),
@@ -45,9 +46,10 @@ def measure(models: Dict[str, "sentence.SentenceModel"], splits: Sequence[str], 
     timing_limit = timing_limit or {}
     for bsz in batch_sizes:
         samples = sentence.batches(task, timing_split, bsz, limit=timing_limit.get(bsz, 0), max_positions=max_pos)
-        token_batches = [s["net_input"]["src_tokens"] for s in samples]
+        # on the device before timing: the figures are the models' work, not the copies to a GPU
+        token_batches = [s["net_input"]["src_tokens"].to(device) for s in samples]
         runners = {name: m.forward for name, m in models.items()}
-        timed = timing.time_models(runners, token_batches, protocol)
+        timed = timing.time_models(runners, token_batches, protocol, device=device)
         for name in names:
             out[name][f"b{bsz}"] = timed[name]
             log(f"{name} batch {bsz}: {timed[name]['throughput']['median']:.1f} ex/s, speed-up "
@@ -56,6 +58,7 @@ def measure(models: Dict[str, "sentence.SentenceModel"], splits: Sequence[str], 
     if batch_sizes:
         big = max(batch_sizes)
         batch = sentence.batches(task, timing_split, big, max_positions=max_pos)[-1]["net_input"]["src_tokens"]
+        batch = batch.to(device)
         for name, m in models.items():
             out[name]["peak_mb"] = memory.forward_peak_mb(m.model, lambda: m.forward(batch))
             out[name]["peak_mb_batch"] = list(batch.shape)
@@ -86,14 +89,14 @@ def row_fields(measured: dict, name: str, quality_split: str, batch_sizes: Seque
     return row
 
 
-def load_models(specs: Sequence[str], data: str) -> Dict[str, "sentence.SentenceModel"]:
+def load_models(specs: Sequence[str], data: str, device: str = "cpu") -> Dict[str, "sentence.SentenceModel"]:
     models = {}
     for spec in specs:
         name, path, overrides = sentence.parse_spec(spec)
         if name in models:
             raise ValueError(f"--model: the name {name!r} is used twice")
         arch = overrides.pop("arch", None)  # rebuild as another architecture, e.g. ltp_roberta_minilm
-        models[name] = sentence.load(path, data, name, overrides, arch=arch)
+        models[name] = sentence.load(path, data, name, overrides, device=device, arch=arch)
     return models
 
 
@@ -109,18 +112,23 @@ def main(argv: Optional[List[str]] = None):
                    help="BSZ:N,... at most N examples per timing pass at that batch size (default: %(default)s)")
     p.add_argument("--threads", type=int, default=1, help="torch CPU threads (default: %(default)s)")
     p.add_argument("--rounds", type=int, default=5, help="interleaved timing rounds (default: %(default)s)")
+    p.add_argument("--device", default="cpu", choices=("cpu", "cuda"),
+                   help="where the models run; cuda: timed by CUDA events, GPU peak memory (default: %(default)s)")
     p.add_argument("--out", help="write the measurement as JSON here")
     args = p.parse_args(argv)
+    if args.device == "cuda" and not torch.cuda.is_available():
+        p.error("--device cuda: no CUDA device is available to torch")
     # fairseq's import may already have configured the root logger: progress goes to stdout directly
     def progress(msg):
         print(f"{time.strftime('%H:%M:%S')} | {msg}", flush=True)
 
-    models = load_models(args.model, args.data)
+    models = load_models(args.model, args.data, args.device)
     progress(f"{len(models)} models loaded; scoring {args.splits}, timing batch sizes {args.batch_sizes}")
     sizes = [int(b) for b in args.batch_sizes.split(",") if b]
     result = measure(models, args.splits.split(","), sizes, timing.Protocol(args.threads, args.rounds),
                      args.timing_split, timing.parse_limits(args.timing_limit), log=progress)
-    text = json.dumps({"protocol": timing.Protocol(args.threads, args.rounds).as_dict(), "models": result}, indent=1)
+    text = json.dumps({"protocol": timing.Protocol(args.threads, args.rounds).as_dict(), "device": args.device,
+                       "models": result}, indent=1)
     if args.out:
         with open(args.out, "w", encoding="utf-8") as f:
             f.write(text + "\n")

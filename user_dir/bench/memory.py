@@ -1,4 +1,4 @@
-"""Peak resident memory of one forward pass, measured in this process.
+"""Peak memory of one forward pass, measured in this process (host memory; GPU memory on a GPU).
 
 Linux keeps a high-water mark of the resident set (``VmHWM``); writing ``5`` to
 ``/proc/self/clear_refs`` resets it to the current resident size. Around a call we return freed heap
@@ -68,14 +68,31 @@ def call_peak_bytes(call: Callable[[], object]) -> Optional[int]:
     return max(0, peak - before) * 1024
 
 
+@torch.inference_mode()
+def cuda_call_peak_bytes(call: Callable[[], object], device) -> int:
+    """GPU memory the call needs above what was allocated before it (bytes), by the CUDA allocator's
+    peak statistics (the resident-set mark above sees host memory only)."""
+    torch.cuda.synchronize(device)
+    before = torch.cuda.memory_allocated(device)
+    torch.cuda.reset_peak_memory_stats(device)
+    call()
+    torch.cuda.synchronize(device)
+    return max(0, torch.cuda.max_memory_allocated(device) - before)
+
+
 def forward_peak_mb(model: torch.nn.Module, call: Callable[[], object]) -> Optional[float]:
-    """Peak memory (MiB) of a process holding ``model`` and running ``call`` once.
+    """Peak memory (MiB) of a process holding ``model`` and running ``call`` once: host memory on
+    a CPU, GPU memory when the model is on a CUDA device.
 
     The call runs once untimed first: one-off allocations (kernel workspaces, caches that a
     long-running process keeps anyway) are not what a forward pass needs each time."""
     with torch.inference_mode():
         call()
-    extra = call_peak_bytes(call)
+    device = next(model.parameters()).device
+    if device.type == "cuda":
+        extra = cuda_call_peak_bytes(call, device)
+    else:
+        extra = call_peak_bytes(call)
     if extra is None:
         return None
     return round((extra + model_bytes(model)) / 2 ** 20, 1)

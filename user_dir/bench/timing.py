@@ -13,6 +13,11 @@ Several models are timed on the same list of batches in one process:
 
 On an idle machine wall and CPU time agree; when they do not, the machine was busy and the CPU-time
 ratio is the steadier of the two.
+
+On a GPU (``device`` cuda) the kernels run asynchronously: a pass is timed by CUDA events recorded on
+the stream before and after it, with a device synchronisation before the first event and after the
+last one, so the figure is the device's time for the work and not the time to queue it (``Clock``).
+Elsewhere ``Clock`` is ``time.perf_counter``.
 """
 import statistics
 import time
@@ -41,14 +46,42 @@ def parse_limits(text: str) -> Dict[int, int]:
     return {int(k): int(v) for k, v in (item.split(":") for item in filter(None, text.split(",")))}
 
 
-def _one_pass(run: Callable, batches: Sequence, min_seconds: float):
+class Clock:
+    """Elapsed time of the work a pass puts on ``device``: CUDA events on a GPU, perf_counter else."""
+
+    def __init__(self, device=None):
+        self.device = torch.device(device or "cpu")
+        self.cuda = self.device.type == "cuda"
+        self._start = None
+
+    def start(self) -> None:
+        if self.cuda:
+            torch.cuda.synchronize(self.device)  # nothing queued earlier is counted
+            self._start = torch.cuda.Event(enable_timing=True)
+            self._start.record()
+        else:
+            self._start = time.perf_counter()
+
+    def elapsed(self) -> float:
+        """Seconds since ``start``, after the work queued so far has finished."""
+        if self.cuda:
+            end = torch.cuda.Event(enable_timing=True)
+            end.record()
+            end.synchronize()
+            return self._start.elapsed_time(end) / 1000.0  # milliseconds
+        return time.perf_counter() - self._start
+
+
+def _one_pass(run: Callable, batches: Sequence, min_seconds: float, clock: Clock = None):
     """(examples, wall s, cpu s) of repeated passes over ``batches`` lasting at least ``min_seconds``."""
-    n, wall0, cpu0 = 0, time.perf_counter(), time.process_time()
+    clock = clock or Clock()
+    n, cpu0 = 0, time.process_time()
+    clock.start()
     while True:
         for batch in batches:
             run(batch)
             n += _batch_size(batch)
-        wall = time.perf_counter() - wall0
+        wall = clock.elapsed()
         if wall >= min_seconds:
             return n, wall, time.process_time() - cpu0
 
@@ -67,8 +100,10 @@ def _spread(values: List[float]) -> dict:
 
 @torch.inference_mode()
 def time_models(runners: Dict[str, Callable], batches: Sequence, protocol: Protocol,
-                reference: str = None) -> Dict[str, dict]:
+                reference: str = None, device=None) -> Dict[str, dict]:
     """Throughput of every runner on ``batches``; the first runner (or ``reference``) is the reference.
+
+    ``device``: where the runners compute (a cuda device: timed by CUDA events, see ``Clock``).
 
     ``runners`` map a name to a callable that processes one batch. Returns, per name:
     ``throughput`` / ``throughput_cpu`` (median, min, max examples per second), ``examples`` per
@@ -79,14 +114,15 @@ def time_models(runners: Dict[str, Callable], batches: Sequence, protocol: Proto
     torch.set_num_threads(protocol.threads)
     names = list(runners)
     reference = reference or names[0]
+    clock = Clock(device)
     for name in names:  # warm-up
-        _one_pass(runners[name], batches, 0.0)
+        _one_pass(runners[name], batches, 0.0, clock)
     wall: Dict[str, List[float]] = {n: [] for n in names}
     cpu: Dict[str, List[float]] = {n: [] for n in names}
     examples = {}
     for r in range(protocol.rounds):
         for name in names[r % len(names):] + names[:r % len(names)]:
-            n, w, c = _one_pass(runners[name], batches, protocol.min_seconds)
+            n, w, c = _one_pass(runners[name], batches, protocol.min_seconds, clock)
             examples[name] = n
             wall[name].append(n / w)
             cpu[name].append(n / max(c, 1e-9))
