@@ -12,7 +12,7 @@ import json
 import re
 from pathlib import Path
 
-METHODS = ("srp", "ltp", "trbert", "kprune", "compose")
+METHODS = ("srp", "ltp", "trbert", "kprune", "compose", "export")
 
 
 def demo_table(path: Path) -> str:
@@ -57,7 +57,7 @@ def section(results: Path, method: str) -> str:
     bench = results / f"{method}.md"
     if demo.is_file():
         parts.append(demo_table(demo))
-    elif method != "compose":
+    elif method not in ("compose", "export"):  # bench-only suites
         parts.append(f"(no demo result here: `make demo` writes {demo}, which is not committed)")
     parts.append(bench_report(bench) if bench.is_file() else
                  f"(no benchmark result yet: `METHODS={method} make bench` writes {bench}; the figures "

@@ -1,0 +1,139 @@
+"""The bench's pruned sentiment models out of fairseq: ONNX export, parity with fairseq over the whole
+test split, and speed in onnxruntime against the unpruned export, beside the PyTorch figures.
+
+Models (shared steps of the other suites, trained there or here when missing): the fine-tuned
+MiniLM (reference), Kprune 50 %, LTP λ EXPORT_LTP_LAMBDA (reg-norm tokens, hard stage) and the
+composition Kprune 50 % → LTP (the compose suite's model).
+
+Steps: one ``fairseq-compress-export --check-parity`` per model (every test sentence through
+onnxruntime and fairseq; tolerance 1e-4 on the logits); the onnxruntime timing of every export in one
+process (``user_dir.export.ort_speed``: the bench's protocol, same threads as PyTorch); the PyTorch
+measurement of the same checkpoints in one process (``user_dir.bench.compare``). Target: onnxruntime
+speed-up >= 0.9x the FLOPs reduction at batch 1 and 32.
+"""
+import json
+import os
+
+import compose as compose_suite
+import kprune as kprune_suite
+import ltp as ltp_suite
+from common import (BENCH_ROOT, PY, TIMING_ROUNDS, TIMING_THREADS, encoder_baseline, measure, prepare_encoder_data,
+                    step_times_markdown, steps, write_results, yes_no)
+from user_dir.bench import compare
+
+EXPORT_LTP_LAMBDA = os.environ.get("EXPORT_LTP_LAMBDA", "0.05")
+SIZES = [1, 32]
+TIMING_LIMIT = "1:300"
+TARGET_FRACTION = 0.9
+
+
+def models(st):
+    """(key, label, family, checkpoint) of every exported model; trains what the other suites did not."""
+    data = prepare_encoder_data(st, "sentiment")
+    baseline = encoder_baseline(st, data, ltp_suite.BASE_EPOCHS)
+    kp50 = str(kprune_suite.prune(st, data, baseline, "kprune", "0.5") / "checkpoint_pruned.pt")
+    ltp = ltp_suite.learn(st, data, baseline, f"ltp/tokens-{EXPORT_LTP_LAMBDA}", "tokens", EXPORT_LTP_LAMBDA)
+    composed = ltp_suite.learn(st, data, kp50, f"compose/kprune50-ltp-{compose_suite.COMPOSE_NORM}-"
+                               f"{compose_suite.COMPOSE_LAMBDA}", compose_suite.COMPOSE_NORM,
+                               compose_suite.COMPOSE_LAMBDA)
+    return data, [("base", "fine-tuned MiniLM", "reference", baseline),
+                  ("kprune50", "Kprune 50 %", "method", kp50),
+                  (f"ltp-{EXPORT_LTP_LAMBDA}", f"LTP λ {EXPORT_LTP_LAMBDA} (tokens)", "method", ltp),
+                  ("composed", f"Kprune 50 % → LTP λ {compose_suite.COMPOSE_LAMBDA}", "method", composed)]
+
+
+def run():
+    st = steps()
+    data, chosen = models(st)
+    folders = {}
+    for key, _, _, ckpt in chosen:
+        cmd = ["fairseq-compress-export", "--user-dir", "user_dir", "--path", ckpt,
+               "--out", str(BENCH_ROOT / f"export/{key}/onnx"), "--check-parity", data, "--subset", "test",
+               "--threads", str(TIMING_THREADS)]
+        folders[key] = st.run(f"export/{key}", cmd, settings=" ".join(cmd[1:]),
+                              env={"OMP_NUM_THREADS": str(TIMING_THREADS)}) / "onnx"
+    speed_dir = st.dir("export/ort-speed")
+    cmd = [PY, "-m", "user_dir.export.ort_speed", data, "--split", "test",
+           "--batch-sizes", ",".join(map(str, SIZES)), "--timing-limit", TIMING_LIMIT,
+           "--threads", str(TIMING_THREADS), "--rounds", str(TIMING_ROUNDS), "--out", str(speed_dir / "speed.json")]
+    for key, folder in folders.items():
+        cmd += ["--export", f"{key}={folder}"]
+    st.run("export/ort-speed", cmd, settings=" ".join(cmd[3:]), env={"OMP_NUM_THREADS": str(TIMING_THREADS)})
+    ort = json.loads((speed_dir / "speed.json").read_text())
+    torch_measured = measure(st, "export/pytorch", data, [f"{key}={ckpt}" for key, _, _, ckpt in chosen],
+                             settings="the exported checkpoints", splits="test",
+                             batch_sizes=",".join(map(str, SIZES)), timing_limit=TIMING_LIMIT)
+    parity = {key: json.loads((folders[key] / "parity.json").read_text()) for key in folders}
+    write(chosen, ort, torch_measured, parity, st)
+
+
+def rows_of(chosen, ort, torch_measured, parity):
+    rows = []
+    for key, label, family, _ in chosen:
+        torch_row = compare.row_fields(torch_measured["models"], key, "test", SIZES)
+        timed = ort["exports"][key]
+        row = {"model": label, "family": family, "series": "reference" if family == "reference" else "ONNX export",
+               "quality": torch_row["quality"], "quality_split": "test",
+               "relative_flops": torch_row["relative_flops"], "parameters": torch_row["parameters"],
+               "parity_max_abs_diff": parity[key]["max_abs_diff"], "parity_examples": parity[key]["examples"],
+               "parity_argmax_agreement": parity[key]["argmax_agreement"], "parity_passed": parity[key]["passed"],
+               "method_chain": timed["method_chain"], "ort_relative_flops": timed.get("relative_flops")}
+        for b in SIZES:
+            s = timed[f"b{b}"]
+            row[f"speedup_b{b}"] = round(s["speedup"]["median"], 3)
+            row[f"speedup_b{b}_min"] = round(s["speedup"]["min"], 3)
+            row[f"speedup_b{b}_max"] = round(s["speedup"]["max"], 3)
+            row[f"speedup_cpu_b{b}"] = round(s["speedup_cpu"]["median"], 3)
+            row[f"throughput_b{b}"] = round(s["throughput"]["median"], 2)
+            row[f"pytorch_speedup_b{b}"] = torch_row[f"speedup_b{b}"]
+            row[f"pytorch_throughput_b{b}"] = torch_row[f"throughput_b{b}"]
+            # the export's own FLOPs count (ort_speed) and the bench's must agree; the bench's is used
+            row[f"target_b{b}"] = round(TARGET_FRACTION / row["relative_flops"], 3)
+            row[f"met_b{b}"] = bool(row[f"speedup_b{b}"] >= row[f"target_b{b}"])
+        rows.append(row)
+    return rows
+
+
+def write(chosen, ort, torch_measured, parity, st):
+    rows = rows_of(chosen, ort, torch_measured, parity)
+    pruned = [r for r in rows if r["family"] != "reference"]
+    all_parity = all(r["parity_passed"] for r in rows)
+    result = {"method": "export", "task": "sentiment (Rotten-Tomatoes sentences), MiniLM-L6, onnxruntime CPU",
+              "protocol": ort["protocol"], "runtime": ort["runtime"], "rows": rows,
+              "targets": {"parity_1e-4_whole_test_split": {"met": all_parity},
+                          **{f"ort_speedup_ge_0.9x_flops_reduction_b{b}": {
+                              "met": all(r[f"met_b{b}"] for r in pruned),
+                              "rows": {r["model"]: r[f"met_b{b}"] for r in pruned}} for b in SIZES}},
+              "steps": st.summary()}
+    md = ["# Pruned models in onnxruntime (sentiment, MiniLM-L6)\n",
+          "Every model exported by `fairseq-compress-export` (torch's TorchScript-based exporter) and run "
+          "in onnxruntime's CPU provider. Speed-up = onnxruntime throughput against the unpruned export, "
+          f"median of {ort['protocol']['rounds']} interleaved rounds (min–max), {ort['protocol']['threads']} "
+          "thread(s), all exports in one process; the PyTorch speed-ups of the same checkpoints (measured in "
+          "another process by the same protocol) beside them. Accuracy is fairseq's; the parity columns say "
+          "how far onnxruntime's logits are from it over the whole test split.\n",
+          "| model | accuracy (test) | rel. FLOPs | target (0.9 / rel. FLOPs) | ORT b1 | ORT b32 | PyTorch b1 | "
+          "PyTorch b32 | parity max abs diff | same class |",
+          "|---|---|---|---|---|---|---|---|---|---|"]
+    for r in rows:
+        target = "" if r["family"] == "reference" else f"{r['target_b1']:.2f}x"
+        speeds = [f"{r[f'speedup_b{b}']:.2f}x ({r[f'speedup_b{b}_min']:.2f}–{r[f'speedup_b{b}_max']:.2f})"
+                  + ("" if r["family"] == "reference" else " ✓" if r[f"met_b{b}"] else " ✗") for b in SIZES]
+        md.append(f"| {r['model']} | {r['quality']:.2f} | {r['relative_flops']:.3f} | {target} | "
+                  + " | ".join(speeds) + " | "
+                  + " | ".join(f"{r[f'pytorch_speedup_b{b}']:.2f}x" for b in SIZES)
+                  + f" | {r['parity_max_abs_diff']:.2e} ({r['parity_examples']} sentences) | "
+                  f"{100 * r['parity_argmax_agreement']:.1f} % |")
+    md += ["\n## Targets\n",
+           f"- onnxruntime equals fairseq within 1e-4 on every test sentence: {yes_no(all_parity)}"]
+    for b in SIZES:
+        misses = [r["model"] for r in pruned if not r[f"met_b{b}"]]
+        md.append(f"- onnxruntime speed-up ≥ 0.9× the FLOPs reduction at batch {b}: "
+                  f"{yes_no(not misses)}" + (f" (not met by {', '.join(misses)})" if misses else ""))
+    md += ["\n## Steps (wall time on this machine)\n", step_times_markdown(st.summary())]
+    write_results("export", result, "\n".join(md), "Pruned MiniLM exports in onnxruntime vs the unpruned export",
+                  "accuracy %")
+
+
+if __name__ == "__main__":
+    run()

@@ -1,0 +1,44 @@
+"""The bench's export suite turns the parity reports, the onnxruntime timing and the PyTorch
+measurement into results rows: speed-ups from onnxruntime, quality and FLOPs from the bench's
+counting, the 0.9x-of-the-FLOPs-reduction target per batch size."""
+import sys
+
+import pytest
+
+from tests.conftest import REPO
+
+sys.path.insert(0, str(REPO / "scripts" / "bench"))
+import export as export_suite  # noqa: E402  (scripts/bench/export.py)
+
+
+def _timed(median, lo=None, hi=None):
+    spread = {"median": median, "min": lo or median, "max": hi or median}
+    return {"throughput": {"median": 100 * median}, "speedup": spread, "speedup_cpu": spread}
+
+
+def _torch(quality, flops, b1, b32):
+    return {"path": "x.pt", "parameters": 1000, "test": {"quality": quality, "relative_flops": flops},
+            "b1": _timed(b1), "b32": _timed(b32)}
+
+
+def test_rows_take_speed_from_onnxruntime_and_quality_from_the_bench():
+    chosen = [("base", "fine-tuned", "reference", "b.pt"), ("kp", "Kprune 50 %", "method", "k.pt"),
+              ("ltp", "LTP", "method", "l.pt")]
+    ort = {"exports": {"base": {"method_chain": "", "b1": _timed(1.0), "b32": _timed(1.0)},
+                       "kp": {"method_chain": "kprune 0.5", "relative_flops": 0.5,
+                              "b1": _timed(1.7, 1.6, 1.8), "b32": _timed(1.85)},
+                       "ltp": {"method_chain": "ltp", "b1": _timed(1.1), "b32": _timed(1.5)}}}
+    measured = {"models": {"base": _torch(85.0, 1.0, 1.0, 1.0), "kp": _torch(84.0, 0.5, 1.6, 1.7),
+                           "ltp": _torch(84.5, 0.7, 1.05, 1.4)}}
+    parity = {k: {"max_abs_diff": 6e-6, "examples": 1056, "argmax_agreement": 1.0, "passed": True}
+              for k in ("base", "kp", "ltp")}
+    rows = export_suite.rows_of(chosen, ort, measured, parity)
+    kp, ltp = rows[1], rows[2]
+    assert (kp["quality"], kp["relative_flops"]) == (84.0, 0.5)
+    assert (kp["speedup_b1"], kp["speedup_b1_min"], kp["speedup_b1_max"]) == (1.7, 1.6, 1.8)
+    assert kp["pytorch_speedup_b1"] == 1.6 and kp["target_b1"] == 1.8
+    assert kp["met_b1"] is False and kp["met_b32"] is True  # 1.70 < 0.9 / 0.5 <= 1.85
+    assert ltp["target_b32"] == pytest.approx(0.9 / 0.7, abs=1e-3) and ltp["met_b32"] is True
+    assert rows[0]["series"] == "reference" and kp["series"] == ltp["series"] == "ONNX export"
+    from user_dir.bench import results
+    results.check_rows(rows)
