@@ -2,16 +2,18 @@
 # SRP demo on the offline De-En data: train the small arch, prune it in two stages (embedding dims,
 # then FFN neurons and per-head dims) to RATE of its parameters with --srp, fine-tune, and compare
 # base and pruned with stock fairseq-generate on the test set. Prints the table and writes
-# results/demo/srp.json (rows: parameters, FLOPs per sentence, BLEU, generate wall time).
+# results/demo/srp.json (rows: parameters, FLOPs per sentence, BLEU, generate wall time, speed-ups at
+# batch 1 and 32 measured in one process with hypotheses of FORCED_LEN tokens).
 #
 #   bash scripts/demo/srp.sh
 #
 # Every step runs the repository's SRP pipeline scripts (scripts/srp/*.sh). A finished step leaves a
 # .done stamp and is skipped next time; an interrupted one resumes from its checkpoint_last.pt.
 # Env (defaults): DATA (data-bin/de-en-offline; prepared if missing) DEMO_DIR (checkpoints/srp-demo)
-#   ARCH (srp_small) RATE (0.5) BASE_EPOCHS (16) BASE_LR (6e-3, inverse sqrt, 200 warm-up updates)
+#   ARCH (srp_small) RATE (0.5) BASE_EPOCHS (6) BASE_LR (6e-3, inverse sqrt, 200 warm-up updates)
 #   PRUNE_LR (1e-3, fixed) PERIOD (1 pruning epoch per stage) STAGE_EPOCHS (2: pruning + 1 epoch of
 #   fine-tuning in each stage run) FT_EPOCHS (2) MAX_TOKENS (2048) THREADS (nproc) OUT (results/demo/srp.json)
+#   FORCED_LEN (20)
 set -euo pipefail
 REPO="$(cd "$(dirname "${BASH_SOURCE[0]}")/../.." && pwd)"
 cd "$REPO"
@@ -21,7 +23,7 @@ export DATA="${DATA:-data-bin/de-en-offline}"
 DEMO_DIR="${DEMO_DIR:-checkpoints/srp-demo}"
 export ARCH="${ARCH:-srp_small}"
 export RATE="${RATE:-0.5}"
-BASE_EPOCHS="${BASE_EPOCHS:-16}"
+BASE_EPOCHS="${BASE_EPOCHS:-6}"
 BASE_LR="${BASE_LR:-6e-3}"
 PRUNE_LR="${PRUNE_LR:-1e-3}"
 export PERIOD="${PERIOD:-1}"
@@ -87,16 +89,33 @@ EOF
   fi
 done
 
+# speed: both models in one process by the bench's protocol (user_dir.bench.translation), beam 5,
+# every hypothesis forced to FORCED_LEN tokens: a model trained for minutes does not stop where a
+# translation would, and the pruned one would otherwise be timed on other output lengths
+MEASURE="$DEMO_DIR/measure.json"
+if [[ ! -f "$MEASURE" ]]; then
+  echo "demo-srp: base and pruned timed in one process (beam 5, hypotheses of ${FORCED_LEN:-20} tokens)"
+  python -m user_dir.bench.translation "$DATA" --model "base=$DEMO_DIR/base/checkpoint_last.pt" \
+    --model "pruned=$DEMO_DIR/finetune/checkpoint_last.pt" --batch-sizes 1,32 --timing-limit 1:40,32:320 \
+    --rounds 2 --threads "$THREADS" --forced-len "${FORCED_LEN:-20}" --no-bleu --out "$MEASURE.tmp" \
+    > "$DEMO_DIR/measure.log" 2>&1 || { tail -20 "$DEMO_DIR/measure.log" >&2; exit 1; }
+  mv "$MEASURE.tmp" "$MEASURE"
+fi
+
 mkdir -p "$(dirname "$OUT")"
 python - "$DEMO_DIR" "$OUT" "$RATE" <<'EOF'
 import json, sys
 folder, out, rate = sys.argv[1], sys.argv[2], float(sys.argv[3])
+measured = json.load(open(f"{folder}/measure.json"))
 rows = []
 for name, sub in (("base", "base"), ("pruned", "finetune")):
     r = json.load(open(f"{folder}/{sub}/test.json"))
-    rows.append({"model": name, "parameters": r["parameters"],
-                 "flops_per_sentence": round(r["flops_per_sentence"]), "bleu": r["bleu"],
-                 "generate_seconds": round(r["generate_seconds"], 1)})
+    row = {"model": name, "parameters": r["parameters"],
+           "flops_per_sentence": round(r["flops_per_sentence"]), "bleu": r["bleu"],
+           "generate_seconds": round(r["generate_seconds"], 1)}
+    for b in (1, 32):
+        row[f"speedup_b{b}"] = round(measured["models"][name][f"b{b}"]["speedup"]["median"], 3)
+    rows.append(row)
 for row in rows:
     row["relative_flops"] = round(row["flops_per_sentence"] / rows[0]["flops_per_sentence"], 4)
     row["relative_parameters"] = round(row["parameters"] / rows[0]["parameters"], 4)

@@ -19,9 +19,11 @@ bash scripts/trbert/demo-stages.sh "$ALPHA"
 MEASURE="$OUT/measure-test.json"
 if [[ ! -f "$MEASURE" || "${FORCE:-0}" == 1 ]]; then
   # the harness of the bench (user_dir/bench); batch 1 over TIMING_EXAMPLES reviews, batch 16
+  # (the paper's) and 32 (every results file's)
   python -m user_dir.bench.compare "$DATA" --splits valid,test --threads "$THREADS" \
-    --model "base=$BASELINE" --model "trbert=$OUT/joint/checkpoint_last.pt" \
-    --batch-sizes 1,16 --timing-limit "1:${TIMING_EXAMPLES:-48},16:${TIMING_EXAMPLES:-48}" --rounds 2 --out "$MEASURE"
+    --model "base=$BASELINE" --model "trbert=$OUT/joint/checkpoint_last.pt" --batch-sizes 1,16,32 \
+    --timing-limit "1:${TIMING_EXAMPLES:-48},16:${TIMING_EXAMPLES:-48},32:${TIMING_EXAMPLES:-64}" --rounds 2 \
+    --out "$MEASURE"
 fi
 mkdir -p results/demo
 python - "$MEASURE" "$OUT/joint/validate.json" <<'PY'

@@ -29,10 +29,11 @@ OUT="${OUT:-checkpoints/trbert-demo/$(basename "$DATA")/alpha$ALPHA}"
 bash scripts/models/prepare-minilm.sh >/dev/null
 [[ "$DATA" != data-bin/reviews ]] || bash scripts/data/prepare-reviews.sh >/dev/null
 
-# 1. baseline: stock fairseq fine-tuning of the converted MiniLM (2 epochs, batch 16, lr 1e-4;
-#    an interrupted run resumes from its checkpoint_last.pt)
+# 1. baseline: stock fairseq fine-tuning (2 epochs, batch 16, lr 1e-4) of the converted MiniLM, or
+#    of BASE_RESTORE (a sentence classifier with the same dictionary and labels, e.g. the sentiment
+#    demo's baseline; make demo does this); an interrupted run resumes from its checkpoint_last.pt
 if [[ ! -f "$BASE_DIR/result.json" ]]; then
-  DATA=$DATA SAVE_DIR=$BASE_DIR BATCH=8 UPDATE_FREQ=2 EPOCHS="${FT_EPOCHS:-2}" LR=1e-4 THREADS=$THREADS \
+  DATA=$DATA SAVE_DIR=$BASE_DIR RESTORE="${BASE_RESTORE:-}" BATCH=8 UPDATE_FREQ=2 EPOCHS="${FT_EPOCHS:-2}" LR=1e-4 THREADS=$THREADS \
     EXTRA_ARGS="--attention-dropout 0.0 --log-interval 10" bash scripts/models/finetune-baseline.sh
 fi
 

@@ -146,3 +146,18 @@ def test_measure_rows_and_the_srp_suite_report(bpe_corpus, checkpoints, tmp_path
     md = (tmp_path / "results" / "srp.md").read_text()
     assert "## Targets" in md and "learning curve" in md and (tmp_path / "results" / "srp.png").is_file()
     assert {t["target"].split(" at ")[0] for t in out["targets"]} >= {"<= 1.0 BLEU drop"}
+
+
+def test_cli_times_with_forced_lengths_and_without_bleu(bpe_corpus, checkpoints, tmp_path):
+    """What make demo's SRP step runs: both models in one process, every hypothesis forced to the
+    same length, no BLEU pass."""
+    out = tmp_path / "m.json"
+    translation.main([str(bpe_corpus), "--model", f"base={checkpoints['srp']}", "--model",
+                      f"again={checkpoints['srp']}", "--batch-sizes", "1,8", "--timing-limit", "1:3,8:8",
+                      "--rounds", "1", "--forced-len", "4", "--no-bleu", "--out", str(out)])
+    measured = json.loads(out.read_text())
+    assert measured["forced_len"] == 4
+    assert all("test" not in m for m in measured["models"].values())  # no BLEU pass
+    assert measured["models"]["again"]["b1"]["examples_per_pass"] == 3
+    with pytest.raises(SystemExit):
+        translation.main([str(bpe_corpus), "--model", f"base={checkpoints['srp']}", "--forced-len", "0"])

@@ -268,14 +268,23 @@ def main(argv: Optional[List[str]] = None):
     p.add_argument("--beam", type=int, default=5, help="beam size (default: %(default)s, as fairseq-generate)")
     p.add_argument("--bleu-batch-size", type=int, default=128,
                    help="batch size of the BLEU pass (default: %(default)s, as scripts/srp/test.sh)")
+    p.add_argument("--forced-len", type=int, default=None, metavar="N",
+                   help="decode every hypothesis to exactly N tokens plus eos: the same decoding work for "
+                        "every model, for models too little trained to stop where a translation would "
+                        "(default: each model's own lengths, as fairseq-generate)")
+    p.add_argument("--no-bleu", action="store_true", help="skip the BLEU pass (speed, FLOPs and memory only)")
     p.add_argument("--out", help="write the measurement as JSON here")
     args = p.parse_args(argv)
+    if args.forced_len is not None and args.forced_len < 1:
+        p.error(f"--forced-len must be at least 1, got {args.forced_len}")
     logging.basicConfig(level=logging.INFO, format="%(asctime)s | %(message)s")
     models = load_models(args.model, args.data)
     sizes = [int(b) for b in args.batch_sizes.split(",") if b]
     protocol = timing.Protocol(args.threads, args.rounds)
-    result = measure(models, args.split, sizes, protocol, timing.parse_limits(args.timing_limit), args.beam, args.bleu_batch_size)
+    result = measure(models, args.split, sizes, protocol, timing.parse_limits(args.timing_limit), args.beam,
+                     args.bleu_batch_size, forced_len=args.forced_len, with_bleu=not args.no_bleu)
     text = json.dumps({"protocol": protocol.as_dict(), "split": args.split, "beam": args.beam,
+                       "forced_len": args.forced_len,
                        "batch_sizes": sizes, "timing_limit": timing.parse_limits(args.timing_limit), "models": result}, indent=1)
     if args.out:
         with open(args.out, "w", encoding="utf-8") as f:
