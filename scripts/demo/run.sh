@@ -22,16 +22,16 @@ export REVIEWS_BASELINE=checkpoints/demo/baseline-reviews/checkpoint_best.pt
 
 # estimated seconds per step on an idle 2-core machine, only for the "left" line (each step prints
 # its own measured wall and CPU time)
-declare -A EXPECTED=([prepare]=120 [baseline]=240 [srp]=420 [kprune]=180 [ltp]=240 [compose]=240
-                     [trbert]=420)
+declare -A EXPECTED=([prepare]=100 [baseline]=170 [srp]=470 [kprune]=195 [ltp]=240 [compose]=235
+                     [trbert]=285)
 declare -A WHAT=(
   [prepare]="MiniLM conversion and the embedded data (sentiment, reviews, offline De-En), demo subsets"
   [baseline]="fine-tune MiniLM on 2,000 sentiment sentences (stock fairseq-train, 2 epochs)"
-  [srp]="SRP: train srp_small on De-En, prune it in two stages to half its parameters, fine-tune, fairseq-generate"
+  [srp]="SRP: train srp_small on De-En, prune it in two stages to half its parameters, fine-tune, fairseq-generate, timing"
   [kprune]="Kprune: remove 50 % of the baseline's FLOPs without retraining, fairseq-validate, timing"
   [ltp]="LTP: soft stage (learn thresholds) and hard stage (drop tokens), fairseq-validate, timing"
   [compose]="Kprune 50 % -> LTP on the pruned model, fairseq-validate, all sentiment models timed together"
-  [trbert]="TR-BERT: fine-tune on reviews, policy RL, joint training, fairseq-validate, timing"
+  [trbert]="TR-BERT: fine-tune the sentiment baseline on reviews, policy RL, joint training, fairseq-validate, timing"
 )
 
 steps=(prepare)
