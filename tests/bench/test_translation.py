@@ -161,3 +161,25 @@ def test_cli_times_with_forced_lengths_and_without_bleu(bpe_corpus, checkpoints,
     assert measured["models"]["again"]["b1"]["examples_per_pass"] == 3
     with pytest.raises(SystemExit):
         translation.main([str(bpe_corpus), "--model", f"base={checkpoints['srp']}", "--forced-len", "0"])
+
+
+@pytest.mark.integration
+def test_compress_report_on_translation_data(bpe_corpus, checkpoints, tmp_path):
+    """fairseq-compress-report recognises translation data and measures SRP-kind models by this
+    harness: BLEU, relative FLOPs and speed-ups of a pruned model against its base in one table."""
+    from user_dir.srp import magnitude
+
+    pruned = tmp_path / "pruned.pt"
+    magnitude.prune_checkpoint(str(checkpoints["srp"]), 0.5, str(pruned), str(bpe_corpus))
+    out = run_cli(["fairseq-compress-report", bpe_corpus, "--path", f"base={checkpoints['srp']}",
+                   "--path", f"pruned={pruned}", "--subsets", "test", "--batch-sizes", "1,8", "--max-examples", 4,
+                   "--rounds", 1, "--forced-len", 5, "--json", tmp_path / "r.json"]).stdout
+    head = next(line for line in out.splitlines() if line.startswith("model"))
+    assert "BLEU test" in head and "speed-up b8" in head
+    rows = json.loads((tmp_path / "r.json").read_text())["rows"]
+    assert [r["model"] for r in rows] == ["base", "pruned"]
+    assert rows[0]["relative_flops"] == 1.0 and 0.2 < rows[1]["relative_flops"] < 0.8
+    assert rows[0]["quality"] > 0.5 and rows[1]["parameters"] < rows[0]["parameters"]
+    proc = run_cli(["fairseq-compress-report", bpe_corpus, "--path", str(checkpoints["srp"]), "--subsets", "dev"],
+                   check=False)
+    assert proc.returncode == 2 and "--subsets: no split 'dev'" in proc.stdout

@@ -7,8 +7,17 @@ Kprune, LTP, TR-BERT and composed models); the first ``--path`` is the reference
 measured by the bench's protocol (docs/benchmarking.md) in this one process: quality on the chosen
 subsets, relative FLOPs, parameters, throughput and speed-up at each batch size, peak memory.
 Prints a table and writes it as JSON (``--json``) and a plot (``--plot``).
+
+On translation data (``dict.<lang>.txt`` files, no ``input0/``: what ``fairseq-preprocess`` writes
+for ``--task translation``) the checkpoints are translation models (SRP, its base, stock
+transformers), measured by ``user_dir.bench.translation``: BLEU as ``fairseq-generate --beam 5
+--remove-bpe --scoring sacrebleu`` computes it, FLOPs of a teacher-forced forward, and the speed of
+beam search, all on the timing subset (the last of ``--subsets`` by default).
+
+    fairseq-compress-report data-bin/de-en --path base.pt --path srp.pt --subsets test
 """
 import argparse
+import glob
 import json
 import logging
 import os
@@ -37,14 +46,30 @@ def get_parser() -> argparse.ArgumentParser:
     p.add_argument("--rounds", type=int, default=5, help="interleaved timing rounds (default: %(default)s)")
     p.add_argument("--device", default="cpu", choices=("cpu", "cuda"),
                    help="where the models run; cuda: timed by CUDA events, GPU peak memory (default: %(default)s)")
+    p.add_argument("--beam", type=int, default=5, help="translation data: beam size (default: %(default)s)")
+    p.add_argument("--forced-len", type=int, default=None, metavar="N",
+                   help="translation data: time hypotheses of exactly N tokens, the same decoding work for "
+                        "every model (default: each model's own lengths)")
     p.add_argument("--json", default=None, metavar="FILE", help="write the table and measurements here")
     p.add_argument("--plot", default=None, metavar="FILE.png", help="plot quality and speed-up against FLOPs")
     return p
 
 
+def is_translation_data(data: str) -> bool:
+    """fairseq-preprocess's translation layout: dict.<lang>.txt files and no input0/ folder."""
+    return not os.path.isdir(os.path.join(data, "input0")) and bool(glob.glob(os.path.join(data, "dict.*.txt")))
+
+
+def _split_present(data: str, split: str, translation: bool) -> bool:
+    if translation:
+        return bool(glob.glob(os.path.join(data, f"{glob.escape(split)}.*-*.*.idx")))
+    return os.path.isfile(os.path.join(data, "input0", f"{split}.idx"))
+
+
 def _check(args, parser):
     if not os.path.isdir(args.data):
         parser.error(f"DATA: no such directory: {args.data}")
+    translation = is_translation_data(args.data)
     for spec in args.path:
         from user_dir.bench.sentence import parse_spec
         _, path, _ = parse_spec(spec)
@@ -62,9 +87,17 @@ def _check(args, parser):
     if not splits:
         parser.error("--subsets: at least one split, e.g. valid,test")
     for split in splits:  # found now, not after every checkpoint is loaded
-        if not os.path.isfile(os.path.join(args.data, "input0", f"{split}.idx")):
+        if not _split_present(args.data, split, translation):
             option = "--timing-subset" if split == args.timing_subset else "--subsets"
-            parser.error(f"{option}: no split {split!r} in {args.data} (input0/{split}.idx is missing)")
+            missing = f"{split}.SRC-TGT.SRC.idx" if translation else f"input0/{split}.idx"
+            parser.error(f"{option}: no split {split!r} in {args.data} ({missing} is missing)")
+    if translation and args.device != "cpu":
+        parser.error("--device cuda: translation models are measured on the CPU only; "
+                     "time them on a GPU with scripts/gpu/speed.py")
+    if args.beam < 1:
+        parser.error(f"--beam must be at least 1, got {args.beam}")
+    if args.forced_len is not None and args.forced_len < 1:
+        parser.error(f"--forced-len must be at least 1, got {args.forced_len}")
     try:
         sizes = [int(b) for b in args.batch_sizes.split(",") if b]
     except ValueError:
@@ -74,12 +107,14 @@ def _check(args, parser):
     return sizes
 
 
-def table_rows(measured: dict, subsets: List[str], sizes: List[int], quality_split: str) -> List[dict]:
+def table_rows(measured: dict, subsets: List[str], sizes: List[int], quality_split: str,
+               row_fields=None) -> List[dict]:
     from user_dir.bench import compare
+    row_fields = row_fields or compare.row_fields
     rows = []
     for i, name in enumerate(measured):
         row = {"model": name, "family": "reference" if i == 0 else "method", "series": name}
-        row.update(compare.row_fields(measured, name, quality_split, sizes))
+        row.update(row_fields(measured, name, quality_split, sizes))
         if "speedup_b1" not in row:
             row["speedup_b1"] = float("nan")
         if "speedup_b32" not in row:
@@ -88,8 +123,9 @@ def table_rows(measured: dict, subsets: List[str], sizes: List[int], quality_spl
     return rows
 
 
-def render(rows: List[dict], subsets: List[str], sizes: List[int], quality_split: str) -> str:
-    head = ["model"] + [f"quality {s}" for s in subsets] + ["rel. FLOPs", "params"] + \
+def render(rows: List[dict], subsets: List[str], sizes: List[int], quality_split: str,
+           quality_name: str = "quality") -> str:
+    head = ["model"] + [f"{quality_name} {s}" for s in subsets] + ["rel. FLOPs", "params"] + \
         [f"ex/s b{b}" for b in sizes] + [f"speed-up b{b}" for b in sizes] + ["peak MB"]
     lines = [head]
     for r in rows:
@@ -116,22 +152,37 @@ def main(argv: Optional[List[str]] = None) -> int:
     import user_dir  # noqa: F401
     from user_dir.bench import compare, results, timing
 
-    models = compare.load_models(args.path, args.data, args.device)
     limits = {b: args.max_examples for b in sizes if b < 32}
     protocol = timing.Protocol(args.threads, args.rounds)
-    measured = compare.measure(models, subsets, sizes, protocol, timing_subset, limits)
-    quality_split = timing_subset if timing_subset in subsets else subsets[-1]
-    rows = table_rows(measured, subsets, sizes, quality_split)
-    print(render(rows, subsets, sizes, quality_split))
-    print(f"({protocol.describe()}; quality: accuracy % or Pearson r x 100; FLOPs: encoder MACs relative "
-          f"to the first model on the same examples)")
+    if is_translation_data(args.data):
+        from user_dir.bench import translation
+
+        models = translation.load_models(args.path, args.data)
+        measured = translation.measure(models, timing_subset, sizes, protocol, limits, beam=args.beam,
+                                       forced_len=args.forced_len)
+        quality_split = timing_subset
+        subsets = [quality_split]
+        rows = table_rows(measured, subsets, sizes, quality_split, translation.row_fields)
+        quality_name = "BLEU"
+        note = (f"BLEU as fairseq-generate --beam {args.beam} --remove-bpe --scoring sacrebleu; FLOPs: a "
+                "teacher-forced forward at the reference lengths, relative to the first model; speed: beam "
+                "search" + (f" with hypotheses of {args.forced_len} tokens" if args.forced_len else ""))
+    else:
+        models = compare.load_models(args.path, args.data, args.device)
+        measured = compare.measure(models, subsets, sizes, protocol, timing_subset, limits)
+        quality_split = timing_subset if timing_subset in subsets else subsets[-1]
+        rows = table_rows(measured, subsets, sizes, quality_split)
+        quality_name = "quality"
+        note = "quality: accuracy % or Pearson r x 100; FLOPs: encoder MACs relative to the first model on the same examples"
+    print(render(rows, subsets, sizes, quality_split, quality_name))
+    print(f"({protocol.describe()}; {note})")
     if args.json:
         Path(args.json).write_text(json.dumps({"protocol": protocol.as_dict(), "device": args.device, "rows": rows,
                                                "measured": measured}, indent=1) + "\n")
         print(f"written {args.json}")
     if args.plot:
         results.plot(rows, Path(args.plot), f"{args.data}: compressed models against {rows[0]['model']}",
-                     "quality")
+                     quality_name)
         print(f"written {args.plot}")
     return 0
 

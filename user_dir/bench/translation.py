@@ -25,8 +25,9 @@ The first model is the reference. For every model:
 * peak memory of translating the longest batch of the largest size (``user_dir.bench.memory``).
 
 Each model decodes to its own output lengths, as fairseq-generate would. ``forced_len`` (for models
-with random weights) instead fixes every hypothesis to that many tokens plus eos, the same decoding
-work for every model.
+with random weights, or trained too briefly to stop where a translation would) instead fixes every
+hypothesis of the timing passes to that many tokens plus eos, the same decoding work for every model;
+the BLEU pass always decodes freely.
 """
 import argparse
 import json
@@ -199,7 +200,7 @@ def measure(models: Dict[str, TranslationModel], split: str, batch_sizes: Sequen
     if with_bleu:
         samples = batches(task, split, bleu_batch_size, max_positions=max_pos)
         for name, m in models.items():
-            b = bleu(m, samples, task, beam, forced_len)
+            b = bleu(m, samples, task, beam)  # each model's own lengths: forced ones would make BLEU meaningless
             out[name][split] = {k: v for k, v in b.items() if k != "hypotheses"}
             log(f"{name} {split}: {b['bleu_string']}; relative FLOPs {out[name]['relative_flops']:.4f}, "
                 f"{b['tokens_per_sentence']:.2f} generated tokens per sentence")
