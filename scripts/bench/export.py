@@ -3,7 +3,9 @@ test split, and speed in onnxruntime against the unpruned export, beside the PyT
 
 Models (shared steps of the other suites, trained there or here when missing): the fine-tuned
 MiniLM (reference), Kprune 50 %, LTP λ EXPORT_LTP_LAMBDA (reg-norm tokens, hard stage) and the
-composition Kprune 50 % → LTP (the compose suite's model).
+composition Kprune 50 % → LTP (the compose suite's model); for translation, the SRP suite's base and
+its SRP model at rate EXPORT_SRP_RATE (an encoder and an incremental decoder graph each, fairseq's
+beam search over them).
 
 Steps: one ``fairseq-compress-export --check-parity`` per model (every test sentence through
 onnxruntime and fairseq; tolerance 1e-4 on the logits); the onnxruntime timing of every export in one
@@ -22,6 +24,9 @@ from common import (BENCH_ROOT, PY, TIMING_ROUNDS, TIMING_THREADS, encoder_basel
 from user_dir.bench import compare
 
 EXPORT_LTP_LAMBDA = os.environ.get("EXPORT_LTP_LAMBDA", "0.05")
+EXPORT_SRP_RATE = os.environ.get("EXPORT_SRP_RATE", "0.5")
+# beam search per sentence is slow on 2 cores: the timing passes see a spread sample of the test set
+TRANSLATION_TIMING_LIMIT = "1:100,32:320"
 SIZES = [1, 32]
 TIMING_LIMIT = "1:300"
 TARGET_FRACTION = 0.9
@@ -42,9 +47,20 @@ def models(st):
                   ("composed", f"Kprune 50 % → LTP λ {compose_suite.COMPOSE_LAMBDA}", "method", composed)]
 
 
-def run():
-    st = steps()
-    data, chosen = models(st)
+def translation_models(st):
+    """The SRP suite's base and its SRP model at EXPORT_SRP_RATE (trained there, or here when missing)."""
+    import srp as srp_suite
+
+    data = srp_suite.prepare_data(st)
+    base = str(srp_suite.train_base(st, data) / "checkpoint_best.pt")
+    pruned = srp_suite.srp_two_stages(st, data, base, EXPORT_SRP_RATE)
+    return data, [("srp-base", f"{srp_suite.ARCH} base", "reference", base),
+                  (f"srp-{EXPORT_SRP_RATE}", f"SRP rate {EXPORT_SRP_RATE}", "method", pruned)]
+
+
+def export_and_time(st, prefix, data, chosen, timing_limit):
+    """Every model exported with its parity check, then all exports timed in one process; returns
+    (ort_speed's measurement, {key: parity report})."""
     folders = {}
     for key, _, _, ckpt in chosen:
         cmd = ["fairseq-compress-export", "--user-dir", "user_dir", "--path", ckpt,
@@ -52,19 +68,42 @@ def run():
                "--threads", str(TIMING_THREADS)]
         folders[key] = st.run(f"export/{key}", cmd, settings=" ".join(cmd[1:]),
                               env={"OMP_NUM_THREADS": str(TIMING_THREADS)}) / "onnx"
-    speed_dir = st.dir("export/ort-speed")
+    speed_dir = st.dir(f"export/{prefix}ort-speed")
     cmd = [PY, "-m", "user_dir.export.ort_speed", data, "--split", "test",
-           "--batch-sizes", ",".join(map(str, SIZES)), "--timing-limit", TIMING_LIMIT,
+           "--batch-sizes", ",".join(map(str, SIZES)), "--timing-limit", timing_limit,
            "--threads", str(TIMING_THREADS), "--rounds", str(TIMING_ROUNDS), "--out", str(speed_dir / "speed.json")]
     for key, folder in folders.items():
         cmd += ["--export", f"{key}={folder}"]
-    st.run("export/ort-speed", cmd, settings=" ".join(cmd[3:]), env={"OMP_NUM_THREADS": str(TIMING_THREADS)})
+    st.run(f"export/{prefix}ort-speed", cmd, settings=" ".join(cmd[3:]), env={"OMP_NUM_THREADS": str(TIMING_THREADS)})
     ort = json.loads((speed_dir / "speed.json").read_text())
+    return ort, {key: json.loads((folders[key] / "parity.json").read_text()) for key in folders}
+
+
+def translation_measure(st, data, chosen) -> dict:
+    """The PyTorch side of the translation exports: BLEU, FLOPs and beam-search speed in one process."""
+    folder = st.dir("export/translation-pytorch")
+    cmd = [PY, "-m", "user_dir.bench.translation", data, "--split", "test", "--batch-sizes", ",".join(map(str, SIZES)),
+           "--timing-limit", TRANSLATION_TIMING_LIMIT, "--threads", str(TIMING_THREADS),
+           "--rounds", str(TIMING_ROUNDS), "--out", str(folder / "measure.json")]
+    for key, _, _, ckpt in chosen:
+        cmd += ["--model", f"{key}={ckpt}"]
+    st.run("export/translation-pytorch", cmd, settings=" ".join(cmd[3:]), env={"OMP_NUM_THREADS": str(TIMING_THREADS)})
+    return json.loads((folder / "measure.json").read_text())
+
+
+def run():
+    st = steps()
+    data, chosen = models(st)
+    ort, parity = export_and_time(st, "", data, chosen, TIMING_LIMIT)
     torch_measured = measure(st, "export/pytorch", data, [f"{key}={ckpt}" for key, _, _, ckpt in chosen],
                              settings="the exported checkpoints", splits="test",
                              batch_sizes=",".join(map(str, SIZES)), timing_limit=TIMING_LIMIT)
-    parity = {key: json.loads((folders[key] / "parity.json").read_text()) for key in folders}
-    write(chosen, ort, torch_measured, parity, st)
+    write(chosen, ort, torch_measured, parity, st)  # the sentiment figures now: SRP's models may take hours
+    tr_data, tr_chosen = translation_models(st)
+    tr_ort, tr_parity = export_and_time(st, "translation-", tr_data, tr_chosen, TRANSLATION_TIMING_LIMIT)
+    tr_measured = translation_measure(st, tr_data, tr_chosen)
+    write(chosen, ort, torch_measured, parity, st,
+          translation=translation_rows(tr_chosen, tr_ort, tr_measured, tr_parity))
 
 
 def rows_of(chosen, ort, torch_measured, parity):
@@ -94,18 +133,63 @@ def rows_of(chosen, ort, torch_measured, parity):
     return rows
 
 
-def write(chosen, ort, torch_measured, parity, st):
+def translation_rows(chosen, ort, measured, parity):
+    """Rows of the translation exports: BLEU of fairseq and of onnxruntime (beam 5, whole test set),
+    identical hypotheses, onnxruntime's beam-search speed-up beside PyTorch's."""
+    from user_dir.bench import translation
+
+    rows = []
+    for key, label, family, _ in chosen:
+        torch_row = translation.row_fields(measured["models"], key, "test", SIZES)
+        timed, p = ort["exports"][key], parity[key]
+        row = {"model": label, "family": family, "series": "reference" if family == "reference" else "ONNX export",
+               "quality": torch_row["quality"], "quality_split": "test", "relative_flops": torch_row["relative_flops"],
+               "parameters": torch_row["parameters"], "bleu_onnxruntime": round(p["bleu_onnxruntime"], 2),
+               "identical_hypotheses": p["identical_hypotheses"], "parity_max_abs_diff": p["max_abs_diff"],
+               "parity_examples": p["examples"], "parity_passed": p["passed"], "method_chain": timed["method_chain"]}
+        for b in SIZES:
+            s = timed[f"b{b}"]
+            row[f"speedup_b{b}"] = round(s["speedup"]["median"], 3)
+            row[f"speedup_b{b}_min"] = round(s["speedup"]["min"], 3)
+            row[f"speedup_b{b}_max"] = round(s["speedup"]["max"], 3)
+            row[f"pytorch_speedup_b{b}"] = torch_row[f"speedup_b{b}"]
+            row[f"target_b{b}"] = round(TARGET_FRACTION / row["relative_flops"], 3)
+            row[f"met_b{b}"] = bool(row[f"speedup_b{b}"] >= row[f"target_b{b}"])
+        rows.append(row)
+    return rows
+
+
+def _translation_markdown(rows):
+    md = ["\n## Translation (SRP, offline De-En)\n",
+          "Encoder and incremental decoder graphs; fairseq's beam search (beam 5) runs over them. BLEU on the "
+          "whole test set from fairseq and from onnxruntime; parity = the decoder's step logits, teacher-forced "
+          "with the caches, over every real target position. Speed-up = beam-search throughput against the "
+          "unpruned export (each model decodes to its own lengths).\n",
+          "| model | BLEU fairseq | BLEU onnxruntime | identical hypotheses | rel. FLOPs | ORT b1 | ORT b32 | "
+          "PyTorch b1 | PyTorch b32 | parity max abs diff |", "|---|---|---|---|---|---|---|---|---|---|"]
+    for r in rows:
+        md.append(f"| {r['model']} | {r['quality']:.2f} | {r['bleu_onnxruntime']:.2f} | "
+                  f"{100 * r['identical_hypotheses']:.1f} % | {r['relative_flops']:.3f} | "
+                  + " | ".join(f"{r[f'speedup_b{b}']:.2f}x" for b in SIZES) + " | "
+                  + " | ".join(f"{r[f'pytorch_speedup_b{b}']:.2f}x" for b in SIZES)
+                  + f" | {r['parity_max_abs_diff']:.2e} ({r['parity_examples']} sentences) |")
+    return md
+
+
+def write(chosen, ort, torch_measured, parity, st, translation=()):
     rows = rows_of(chosen, ort, torch_measured, parity)
-    pruned = [r for r in rows if r["family"] != "reference"]
-    all_parity = all(r["parity_passed"] for r in rows)
+    pruned = [r for r in rows if r["family"] != "reference"] + [r for r in translation if r["family"] != "reference"]
+    all_parity = all(r["parity_passed"] for r in [*rows, *translation])
     result = {"method": "export", "task": "sentiment (Rotten-Tomatoes sentences), MiniLM-L6, onnxruntime CPU",
               "protocol": ort["protocol"], "runtime": ort["runtime"], "rows": rows,
+              "translation_rows": list(translation),
               "targets": {"parity_1e-4_whole_test_split": {"met": all_parity},
                           **{f"ort_speedup_ge_0.9x_flops_reduction_b{b}": {
                               "met": all(r[f"met_b{b}"] for r in pruned),
                               "rows": {r["model"]: r[f"met_b{b}"] for r in pruned}} for b in SIZES}},
               "steps": st.summary()}
-    md = ["# Pruned models in onnxruntime (sentiment, MiniLM-L6)\n",
+    md = ["# Pruned models in onnxruntime (sentiment, MiniLM-L6" + ("; translation, SRP" if translation else "")
+          + ")\n",
           "Every model exported by `fairseq-compress-export` (torch's TorchScript-based exporter) and run "
           "in onnxruntime's CPU provider. Speed-up = onnxruntime throughput against the unpruned export, "
           f"median of {ort['protocol']['rounds']} interleaved rounds (min–max), {ort['protocol']['threads']} "
@@ -124,8 +208,11 @@ def write(chosen, ort, torch_measured, parity, st):
                   + " | ".join(f"{r[f'pytorch_speedup_b{b}']:.2f}x" for b in SIZES)
                   + f" | {r['parity_max_abs_diff']:.2e} ({r['parity_examples']} sentences) | "
                   f"{100 * r['parity_argmax_agreement']:.1f} % |")
+    if translation:
+        md += _translation_markdown(translation)
     md += ["\n## Targets\n",
-           f"- onnxruntime equals fairseq within 1e-4 on every test sentence: {yes_no(all_parity)}"]
+           f"- onnxruntime equals fairseq within 1e-4 on every test sentence"
+           + (" (translation: and the same beam-search hypotheses)" if translation else "") + f": {yes_no(all_parity)}"]
     for b in SIZES:
         misses = [r["model"] for r in pruned if not r[f"met_b{b}"]]
         md.append(f"- onnxruntime speed-up ≥ 0.9× the FLOPs reduction at batch {b}: "

@@ -42,3 +42,23 @@ def test_rows_take_speed_from_onnxruntime_and_quality_from_the_bench():
     assert rows[0]["series"] == "reference" and kp["series"] == ltp["series"] == "ONNX export"
     from user_dir.bench import results
     results.check_rows(rows)
+
+
+def test_translation_rows_take_bleu_from_fairseq_and_onnxruntime():
+    chosen = [("srp-base", "base", "reference", "b.pt"), ("srp-0.5", "SRP 0.5", "method", "s.pt")]
+    ort = {"exports": {"srp-base": {"method_chain": "", "b1": _timed(1.0), "b32": _timed(1.0)},
+                       "srp-0.5": {"method_chain": "srp", "b1": _timed(1.5), "b32": _timed(1.9)}}}
+
+    def model(bleu, flops, b1, b32):
+        return {"parameters": 10, "relative_flops": flops, "flops_per_sentence": 5.0,
+                "test": {"bleu": bleu, "tokens_per_sentence": 9.0}, "b1": _timed(b1), "b32": _timed(b32)}
+    measured = {"models": {"srp-base": model(30.0, 1.0, 1.0, 1.0), "srp-0.5": model(29.5, 0.5, 1.4, 1.7)}}
+    parity = {k: {"bleu_onnxruntime": b, "identical_hypotheses": 1.0, "max_abs_diff": 5e-6, "examples": 1000,
+                  "passed": True} for k, b in (("srp-base", 30.0), ("srp-0.5", 29.5))}
+    rows = export_suite.translation_rows(chosen, ort, measured, parity)
+    srp = rows[1]
+    assert (srp["quality"], srp["bleu_onnxruntime"], srp["relative_flops"]) == (29.5, 29.5, 0.5)
+    assert srp["speedup_b32"] == 1.9 and srp["pytorch_speedup_b32"] == 1.7
+    assert srp["met_b32"] is True and srp["met_b1"] is False  # target 0.9 / 0.5 = 1.8
+    table = "\n".join(export_suite._translation_markdown(rows))
+    assert "| SRP 0.5 | 29.50 | 29.50 | 100.0 % | 0.500 | 1.50x | 1.90x | 1.40x | 1.70x |" in table
