@@ -21,7 +21,7 @@ import kprune as kprune_suite
 import ltp as ltp_suite
 from common import (BENCH_ROOT, PY, TIMING_ROUNDS, TIMING_THREADS, encoder_baseline, measure, prepare_encoder_data,
                     step_times_markdown, steps, write_results, yes_no)
-from user_dir.bench import compare
+from user_dir.bench import compare, timing
 
 EXPORT_LTP_LAMBDA = os.environ.get("EXPORT_LTP_LAMBDA", "0.05")
 EXPORT_SRP_RATE = os.environ.get("EXPORT_SRP_RATE", "0.5")
@@ -118,12 +118,7 @@ def rows_of(chosen, ort, torch_measured, parity):
                "parity_argmax_agreement": parity[key]["argmax_agreement"], "parity_passed": parity[key]["passed"],
                "method_chain": timed["method_chain"], "ort_relative_flops": timed.get("relative_flops")}
         for b in SIZES:
-            s = timed[f"b{b}"]
-            row[f"speedup_b{b}"] = round(s["speedup"]["median"], 3)
-            row[f"speedup_b{b}_min"] = round(s["speedup"]["min"], 3)
-            row[f"speedup_b{b}_max"] = round(s["speedup"]["max"], 3)
-            row[f"speedup_cpu_b{b}"] = round(s["speedup_cpu"]["median"], 3)
-            row[f"throughput_b{b}"] = round(s["throughput"]["median"], 2)
+            row.update(timing.speed_fields(timed[f"b{b}"], b))
             row[f"pytorch_speedup_b{b}"] = torch_row[f"speedup_b{b}"]
             row[f"pytorch_throughput_b{b}"] = torch_row[f"throughput_b{b}"]
             # the export's own FLOPs count (ort_speed) and the bench's must agree; the bench's is used

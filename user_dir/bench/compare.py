@@ -75,12 +75,7 @@ def row_fields(measured: dict, name: str, quality_split: str, batch_sizes: Seque
             row[f"quality_{split}"] = round(m[split]["quality"], 2)
             row[f"relative_flops_{split}"] = round(m[split]["relative_flops"], 4)
     for bsz in batch_sizes:
-        t = m[f"b{bsz}"]
-        row[f"speedup_b{bsz}"] = round(t["speedup"]["median"], 3)
-        row[f"speedup_b{bsz}_min"] = round(t["speedup"]["min"], 3)
-        row[f"speedup_b{bsz}_max"] = round(t["speedup"]["max"], 3)
-        row[f"speedup_cpu_b{bsz}"] = round(t["speedup_cpu"]["median"], 3)
-        row[f"throughput_b{bsz}"] = round(t["throughput"]["median"], 2)
+        row.update(timing.speed_fields(m[f"b{bsz}"], bsz))
     if m.get("peak_mb") is not None:
         row["peak_mb"] = m["peak_mb"]
     kept = {k: round(v, 4) for k, v in m[quality_split].items() if k.startswith("kept_l")}

@@ -135,3 +135,12 @@ def time_models(runners: Dict[str, Callable], batches: Sequence, protocol: Proto
             "speedup_cpu": _spread([a / b for a, b in zip(cpu[name], cpu[reference])]),
         }
     return out
+
+
+def speed_fields(timed: dict, bsz: int, throughput_digits: int = 2) -> dict:
+    """A results row's speed fields at batch size ``bsz`` from one :func:`time_models` entry."""
+    return {f"speedup_b{bsz}": round(timed["speedup"]["median"], 3),
+            f"speedup_b{bsz}_min": round(timed["speedup"]["min"], 3),
+            f"speedup_b{bsz}_max": round(timed["speedup"]["max"], 3),
+            f"speedup_cpu_b{bsz}": round(timed["speedup_cpu"]["median"], 3),
+            f"throughput_b{bsz}": round(timed["throughput"]["median"], throughput_digits)}

@@ -232,12 +232,7 @@ def row_fields(measured: dict, name: str, split: str, batch_sizes: Sequence[int]
            "flops_per_sentence": round(m["flops_per_sentence"]),
            "tokens_per_sentence": round(m[split]["tokens_per_sentence"], 2)}
     for bsz in batch_sizes:
-        t = m[f"b{bsz}"]
-        row[f"speedup_b{bsz}"] = round(t["speedup"]["median"], 3)
-        row[f"speedup_b{bsz}_min"] = round(t["speedup"]["min"], 3)
-        row[f"speedup_b{bsz}_max"] = round(t["speedup"]["max"], 3)
-        row[f"speedup_cpu_b{bsz}"] = round(t["speedup_cpu"]["median"], 3)
-        row[f"throughput_b{bsz}"] = round(t["throughput"]["median"], 3)
+        row.update(timing.speed_fields(m[f"b{bsz}"], bsz, throughput_digits=3))
     if m.get("peak_mb") is not None:
         row["peak_mb"] = m["peak_mb"]
     return row
