@@ -28,9 +28,10 @@ def kwon_available() -> bool:
     return "--method" in cli.get_parser().format_help()
 
 
-def prune(st, data: str, baseline: str, key: str, constraint: str):
-    """One fairseq-kprune run (variant ``key`` of VARIANTS) as a bench step; returns its folder."""
-    step = f"kprune/{key}-{constraint}"
+def prune(st, data: str, baseline: str, key: str, constraint: str, prefix: str = "kprune"):
+    """One fairseq-kprune run (variant ``key`` of VARIANTS) as a bench step ``prefix/key-constraint``
+    (another data set or baseline needs its own prefix); returns its folder."""
+    step = f"{prefix}/{key}-{constraint}"
     folder = BENCH_ROOT / step
     cmd = ["fairseq-kprune", data, "--user-dir", "user_dir", "--path", baseline, "--constraint", constraint,
            "--num-tokens", NUM_TOKENS, "--seed", SEED, "--batch-size", "32", "--save-dir", str(folder),

@@ -23,11 +23,12 @@ METHODS = {
     "srp": "SRP (two stages, rates 0.7/0.5/0.3) vs magnitude structured pruning, De-En translation",
     "kprune": "Kprune (with/without KPWT) vs Kwon et al.'s retraining-free pruning, constraints 0.4-0.8",
     "ltp": "LTP (both regulariser norms, 3 lambdas each) vs top-k and manual-threshold token pruning",
-    "compose": "Kprune 50 % then LTP, against the single methods at matched FLOPs",
     "export": "the sentiment models (baseline, Kprune, LTP, composed) as ONNX: parity with fairseq on the "
               "whole test split, onnxruntime speed-up against the unpruned export",
     "trbert": "TR-BERT (3 alphas, long reviews) vs residual-strategy selection without RL and attention "
               "top-k, at the same kept ratios",
+    "compose": "Kprune 50 % then LTP (sentiment) and then TR-BERT (reviews), against the single methods at "
+               "matched FLOPs",
 }
 
 

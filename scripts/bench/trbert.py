@@ -85,25 +85,32 @@ def _finished(st, *names):
     return " ".join(f"{n}@{st.times[n].get('finished')}" for n in names)
 
 
-def train(st, data):
-    """Every training step of the suite; returns (fine-tuned, init checkpoint, {alpha: joint checkpoint})."""
-    finetuned = encoder_baseline(st, data, BASE_EPOCHS, BASE_ENV)
-    scores_dir = st.dir("trbert/scores")
+def train(st, data, finetuned=None, finetuned_step=None, prefix="trbert", alphas=None):
+    """Every training step of the suite; returns (fine-tuned, init checkpoint, {alpha: joint checkpoint}).
+
+    ``finetuned``/``finetuned_step``: another starting model (e.g. a Kprune checkpoint) and the step
+    that wrote it, instead of the suite's fine-tuned baseline; ``prefix`` names the steps, so that
+    another chain keeps its own folders; ``alphas`` defaults to TRBERT_ALPHAS. The starting model is
+    also the joint stage's teacher.
+    """
+    if finetuned is None:
+        finetuned, finetuned_step = encoder_baseline(st, data, BASE_EPOCHS, BASE_ENV), _baseline_step(data)
+    scores_dir = st.dir(f"{prefix}/scores")
     scores_env = {"DATA": data, "THREADS": TRAIN_THREADS, "FINETUNED": finetuned,
                   "SCORES": str(scores_dir / "scores.pt"), "SPLIT": "train", "SCORE_BATCH": "8"}
-    st.run("trbert/scores", ["bash", "scripts/trbert/scores.sh"],
-           settings=_settings(scores_env) + " | " + _finished(st, _baseline_step(data)), env=scores_env)
+    st.run(f"{prefix}/scores", ["bash", "scripts/trbert/scores.sh"],
+           settings=_settings(scores_env) + " | " + _finished(st, finetuned_step), env=scores_env)
     scores = str(scores_dir / "scores.pt")
-    init = _stage(st, "trbert/init", "init.sh", _stage_env(data, finetuned, st.dir("trbert/init"), "init",
-                                                             SCORES=scores), ["trbert/scores"])
+    init = _stage(st, f"{prefix}/init", "init.sh", _stage_env(data, finetuned, st.dir(f"{prefix}/init"), "init",
+                                                                SCORES=scores), [f"{prefix}/scores"])
     joints = {}
-    for alpha in ALPHAS:
-        rl = _stage(st, f"trbert/rl-{alpha}", "rl.sh", _stage_env(
-            data, finetuned, st.dir(f"trbert/rl-{alpha}"), "rl", INIT_FROM=str(init / "checkpoint_last.pt"),
-            SCORES=scores, ROLLOUTS=ROLLOUTS, ALPHA=alpha, GUIDE_RATE=GUIDE_RATE), ["trbert/init"])
-        joint = _stage(st, f"trbert/joint-{alpha}", "joint.sh", _stage_env(
-            data, finetuned, st.dir(f"trbert/joint-{alpha}"), "joint", INIT_FROM=str(rl / "checkpoint_last.pt"),
-            TEACHER=finetuned, KD="1", ROLLOUTS=ROLLOUTS, ALPHA=alpha, GUIDE_RATE="0"), [f"trbert/rl-{alpha}"])
+    for alpha in alphas or ALPHAS:
+        rl = _stage(st, f"{prefix}/rl-{alpha}", "rl.sh", _stage_env(
+            data, finetuned, st.dir(f"{prefix}/rl-{alpha}"), "rl", INIT_FROM=str(init / "checkpoint_last.pt"),
+            SCORES=scores, ROLLOUTS=ROLLOUTS, ALPHA=alpha, GUIDE_RATE=GUIDE_RATE), [f"{prefix}/init"])
+        joint = _stage(st, f"{prefix}/joint-{alpha}", "joint.sh", _stage_env(
+            data, finetuned, st.dir(f"{prefix}/joint-{alpha}"), "joint", INIT_FROM=str(rl / "checkpoint_last.pt"),
+            TEACHER=finetuned, KD="1", ROLLOUTS=ROLLOUTS, ALPHA=alpha, GUIDE_RATE="0"), [f"{prefix}/rl-{alpha}"])
         joints[alpha] = str(joint / "checkpoint_last.pt")
     return finetuned, str(init / "checkpoint_last.pt"), joints
 
