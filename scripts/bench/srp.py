@@ -119,16 +119,21 @@ def magnitude_baseline(st, data, base: str, rate: str) -> str:
     return str(st.dir(name) / "checkpoint_last.pt")
 
 
-def measure(st, data, specs, settings) -> dict:
-    folder = st.dir("srp/measure")
+def measure(st, data, specs, settings, forced_len=None) -> dict:
+    """Every model in one process: BLEU, FLOPs and beam-search speed on each model's own output lengths
+    (as fairseq-generate), or with ``forced_len`` every hypothesis forced to that many tokens (step
+    ``srp/measure-forced``: the same decoding work for every model, no BLEU)."""
+    step = "srp/measure" if forced_len is None else "srp/measure-forced"
+    folder = st.dir(step)
     cmd = [PY, "-m", "user_dir.bench.translation", data, "--split", "test",
            "--batch-sizes", ",".join(map(str, BATCH_SIZES)), "--timing-limit", TIMING_LIMIT,
            "--threads", str(TIMING_THREADS), "--rounds", str(TIMING_ROUNDS), "--beam", "5",
            "--bleu-batch-size", "128", "--out", str(folder / "measure.json")]
+    if forced_len is not None:
+        cmd += ["--forced-len", str(forced_len), "--no-bleu"]
     for spec in specs:
         cmd += ["--model", spec]
-    st.run("srp/measure", cmd, settings + " | " + " ".join(cmd[3:]),
-           env={"OMP_NUM_THREADS": str(TIMING_THREADS)})
+    st.run(step, cmd, settings + " | " + " ".join(cmd[3:]), env={"OMP_NUM_THREADS": str(TIMING_THREADS)})
     return json.loads((folder / "measure.json").read_text())
 
 
@@ -277,6 +282,7 @@ def run():
     specs = [f"base={base}"] + [f"srp-{r}={p}" for r, p in srp_models.items()] + \
         [f"magnitude-{r}={p}" for r, p in mag_models.items()]
     measured = measure(st, data, specs, settings="base, SRP and magnitude models")
+    forced = measure(st, data, specs, settings="base, SRP and magnitude models", forced_len=FORCED_LEN)
     st.run("srp/paper-size", lambda folder: paper_size(folder, data, base),
            settings=f"arch={PAPER_ARCH} rate={PAPER_RATE} forced_len={FORCED_LEN} limits={PAPER_LIMIT} "
                     f"threads={TIMING_THREADS} rounds={TIMING_ROUNDS}")
@@ -284,7 +290,7 @@ def run():
            settings=f"base={base} limits={OVERHEAD_LIMIT} threads={TIMING_THREADS} rounds={TIMING_ROUNDS}")
     paper = json.loads((st.dir("srp/paper-size") / "paper.json").read_text())
     over = json.loads((st.dir("srp/overhead") / "overhead.json").read_text())
-    write(st, data, measured, learning_curve(base_dir / "train.log"), paper, over)
+    write(st, data, measured, learning_curve(base_dir / "train.log"), paper, over, forced)
 
 
 def settings_dict(data) -> dict:
@@ -297,8 +303,10 @@ def settings_dict(data) -> dict:
             "timing_rounds": TIMING_ROUNDS}
 
 
-def rows_of(measured) -> list:
-    from user_dir.bench import translation
+def rows_of(measured, forced=None) -> list:
+    """Results rows; with ``forced`` (the measurement at forced output lengths) each row also has
+    ``forced_speedup_b{B}``: the speed-up when every model decodes the same number of tokens."""
+    from user_dir.bench import timing, translation
 
     m = measured["models"]
     base_params = m["base"]["parameters"]
@@ -307,6 +315,10 @@ def rows_of(measured) -> list:
         r = {"model": label, "family": family, "series": series,
              **translation.row_fields(m, key, "test", BATCH_SIZES)}
         r["relative_parameters"] = round(m[key]["parameters"] / base_params, 4)
+        if forced is not None:
+            for b in BATCH_SIZES:
+                fields = timing.speed_fields(forced["models"][key][f"b{b}"], b)
+                r[f"forced_speedup_b{b}"] = fields[f"speedup_b{b}"]
         if rate is not None:
             r["compression_rate"] = float(rate)
         return r
@@ -381,10 +393,10 @@ def _paper_markdown(paper, over) -> str:
     return "\n".join(lines)
 
 
-def write(st, data, measured, curve, paper, over):
+def write(st, data, measured, curve, paper, over, forced=None):
     from user_dir.bench.results import markdown_table
 
-    rows = rows_of(measured)
+    rows = rows_of(measured, forced)
     targets = targets_of(rows)
     base = rows[0]
     result = {"method": "srp", "task": f"De-En translation ({data}, test split), {ARCH}",
@@ -398,8 +410,12 @@ def write(st, data, measured, curve, paper, over):
           "--remove-bpe computes it; relative FLOPs = analytic FLOPs of teacher-forced forwards over the test "
           "pairs / the base's; speed-up = throughput of beam-search generation (beam 5, each model's own "
           f"outputs) / the base's, median of {measured['protocol']['rounds']} interleaved rounds (min–max), "
-          f"{measured['protocol']['threads']} thread(s), one process (protocol: docs/benchmarking.md).\n",
-          markdown_table(rows, "BLEU", extra=("relative_parameters", "tokens_per_sentence", "peak_mb")),
+          f"{measured['protocol']['threads']} thread(s), one process (protocol: docs/benchmarking.md). "
+          "forced b1 / b32: the same speed-up with every hypothesis forced to "
+          f"{FORCED_LEN} tokens (equal decoding work: the model's own cost, without the effect of "
+          "writing shorter or longer translations); the targets use the free-decoding figures.\n",
+          markdown_table(rows, "BLEU", extra=("relative_parameters", "tokens_per_sentence") + tuple(
+              f"forced_speedup_b{b}" for b in BATCH_SIZES if forced is not None) + ("peak_mb",)),
           "\n## Targets\n"]
     for t in targets:
         md.append(f"- {t['target']}: {yes_no(t['met'])} " +
