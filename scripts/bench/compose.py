@@ -122,7 +122,7 @@ def run_trbert(st):
     composed = composed[COMPOSE_ALPHA]
     splits = ",".join(trbert_suite.SPLITS)
     probe = measure(st, "compose/reviews-flops-probe", data, [f"base={finetuned}", f"composed={composed}"],
-                    settings="dev+test FLOPs of Kprune -> TR-BERT | " + trbert_suite._finished(
+                    settings="dev+test FLOPs of Kprune -> TR-BERT | " + trbert_suite.finished(
                         st, f"compose/kprune50-trbert/joint-{COMPOSE_ALPHA}"), splits=splits, batch_sizes="")
     m = probe["models"]
     rel = sum(m["composed"][s]["macs"] for s in trbert_suite.SPLITS) / sum(m["base"][s]["macs"] for s in trbert_suite.SPLITS)
@@ -136,7 +136,7 @@ def run_trbert(st):
              ("kprune-matched", f"Kprune alone {round(100 * float(constraint))} %", "baseline", "Kprune alone", kp_matched)]
     names += [(f"trbert-{a}", f"TR-BERT alone α {a}", "baseline", "TR-BERT alone", path) for a, path in alone.items()]
     measured = measure(st, "compose/reviews-measure", data, [f"{k}={p}" for k, _, _, _, p in names],
-                       settings="all models | " + trbert_suite._finished(
+                       settings="all models | " + trbert_suite.finished(
                            st, f"compose/kprune50-trbert/joint-{COMPOSE_ALPHA}",
                            *[f"trbert/joint-{a}" for a in alone]),
                        splits=splits, batch_sizes=",".join(map(str, trbert_suite.BATCH_SIZES)),
@@ -145,7 +145,7 @@ def run_trbert(st):
 
 
 def write_trbert(names, measured, st, constraint, data):
-    tokens = trbert_suite._split_tokens(data)
+    tokens = trbert_suite.split_tokens(data)
     rows = [{"model": label, "family": fam, "series": series,
              **trbert_suite.pooled_row(measured["models"], key, "base", tokens)} for key, label, fam, series, _ in names]
     base, comp, matched = rows[0], rows[2], rows[3]

@@ -70,7 +70,7 @@ def _settings(env):
 
 def _stage(st, name, script, env, upstream):
     folder = st.run(name, ["bash", f"scripts/trbert/{script}"], settings=_settings(env) + " | " +
-                    _finished(st, *upstream), env=env)
+                    finished(st, *upstream), env=env)
     for extra in folder.glob("checkpoint_*_*.pt"):  # the mid-epoch checkpoints of an interrupted run
         extra.unlink()
     return folder
@@ -80,7 +80,7 @@ def _baseline_step(data):
     return f"{Path(data).name}/baseline"  # common.encoder_baseline's step
 
 
-def _finished(st, *names):
+def finished(st, *names):
     """When the upstream steps finished: a rerun of one of them makes the downstream steps rerun."""
     return " ".join(f"{n}@{st.times[n].get('finished')}" for n in names)
 
@@ -99,7 +99,7 @@ def train(st, data, finetuned=None, finetuned_step=None, prefix="trbert", alphas
     scores_env = {"DATA": data, "THREADS": TRAIN_THREADS, "FINETUNED": finetuned,
                   "SCORES": str(scores_dir / "scores.pt"), "SPLIT": "train", "SCORE_BATCH": "8"}
     st.run(f"{prefix}/scores", ["bash", "scripts/trbert/scores.sh"],
-           settings=_settings(scores_env) + " | " + _finished(st, finetuned_step), env=scores_env)
+           settings=_settings(scores_env) + " | " + finished(st, finetuned_step), env=scores_env)
     scores = str(scores_dir / "scores.pt")
     init = _stage(st, f"{prefix}/init", "init.sh", _stage_env(data, finetuned, st.dir(f"{prefix}/init"), "init",
                                                                 SCORES=scores), [f"{prefix}/scores"])
@@ -122,7 +122,7 @@ def kept_ratios(st, data, joints):
            "--out", str(folder / "ratios.json")]
     for alpha, path in joints.items():
         cmd += ["--model", f"{alpha}={path}"]
-    st.run("trbert/keep-ratios", cmd, settings=" ".join(cmd[3:]) + " | " + _finished(
+    st.run("trbert/keep-ratios", cmd, settings=" ".join(cmd[3:]) + " | " + finished(
         st, *[f"trbert/joint-{a}" for a in joints]), env={"OMP_NUM_THREADS": TRAIN_THREADS})
     models = json.loads((folder / "ratios.json").read_text())["models"]
     return {alpha: [round(r, 4) for r in models[alpha]["keep_ratios"]] for alpha in joints}, models
@@ -154,13 +154,13 @@ def run():
             f"at the reduction points (dev+test); the baselines get the same ratios")
     names = model_table(finetuned, init, joints, ratios)
     measured = measure(st, "trbert/measure", data, [n[5] for n in names],
-                       settings="all models | " + _finished(st, _baseline_step(data), "trbert/init",
+                       settings="all models | " + finished(st, _baseline_step(data), "trbert/init",
                                                             *[f"trbert/joint-{a}" for a in joints]),
                        splits=",".join(SPLITS), batch_sizes=",".join(map(str, BATCH_SIZES)), timing_limit=TIMING_LIMIT)
     write(names, measured, st, ratios, ratio_details, data)
 
 
-def _split_tokens(data):
+def split_tokens(data):
     from user_dir.common.data_stats import example_lengths
     return {split: float(example_lengths(data, split, max_positions=512).sum()) for split in SPLITS}
 
@@ -185,7 +185,7 @@ def pooled_row(measured: dict, key: str, ref: str, tokens: dict) -> dict:
 
 def write(names, measured, st, ratios, ratio_details, data):
     models = measured["models"]
-    tokens = _split_tokens(data)
+    tokens = split_tokens(data)
     rows = []
     for key, label, family, series, alpha, _ in names:
         row = {"model": label, "family": family, "series": series}

@@ -57,7 +57,7 @@ def _measured(correct_valid, correct_test, macs_scale, speed):
 
 def test_trbert_chain_rows_pool_dev_and_test(monkeypatch):
     written = {}
-    monkeypatch.setattr(compose_suite.trbert_suite, "_split_tokens", lambda data: {"valid": 1.0, "test": 1.0})
+    monkeypatch.setattr(compose_suite.trbert_suite, "split_tokens", lambda data: {"valid": 1.0, "test": 1.0})
     monkeypatch.setattr(compose_suite, "write_results", lambda name, result, md, *a: written.update(
         name=name, result=result, md=md))
     names = [("base", "fine-tuned MiniLM", "reference", "fine-tuned", "b.pt"),
