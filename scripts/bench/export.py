@@ -10,8 +10,10 @@ beam search over them).
 Steps: one ``fairseq-compress-export --check-parity`` per model (every test sentence through
 onnxruntime and fairseq; tolerance 1e-4 on the logits); the onnxruntime timing of every export in one
 process (``user_dir.export.ort_speed``: the bench's protocol, same threads as PyTorch); the PyTorch
-measurement of the same checkpoints in one process (``user_dir.bench.compare``). Target: onnxruntime
-speed-up >= 0.9x the FLOPs reduction at batch 1 and 32.
+measurement of the same checkpoints in one process (``user_dir.bench.compare``); for translation
+both timings again with every hypothesis forced to the SRP suite's SRP_FORCED_LEN tokens (equal
+decoding work; reported beside, the targets use free decoding). Target: onnxruntime speed-up >= 0.9x
+the FLOPs reduction at batch 1 and 32.
 """
 import json
 import os
@@ -91,6 +93,32 @@ def translation_measure(st, data, chosen) -> dict:
     return json.loads((folder / "measure.json").read_text())
 
 
+def translation_forced(st, data, chosen):
+    """Both runtimes again with every hypothesis forced to FORCED_LEN tokens (SRP's ``srp/measure-forced``):
+    the same decoding work for every model, so the speed-up is the model's own cost, not the effect
+    of writing shorter or longer translations. Returns (onnxruntime's, PyTorch's measurement)."""
+    import srp as srp_suite
+
+    forced = str(srp_suite.FORCED_LEN)
+    ort_dir = st.dir("export/translation-ort-speed-forced")
+    cmd = [PY, "-m", "user_dir.export.ort_speed", data, "--split", "test", "--batch-sizes", ",".join(map(str, SIZES)),
+           "--timing-limit", TRANSLATION_TIMING_LIMIT, "--threads", str(TIMING_THREADS),
+           "--rounds", str(TIMING_ROUNDS), "--forced-len", forced, "--no-flops", "--out", str(ort_dir / "speed.json")]
+    for key, _, _, _ in chosen:
+        cmd += ["--export", f"{key}={BENCH_ROOT / f'export/{key}/onnx'}"]
+    st.run("export/translation-ort-speed-forced", cmd, settings=" ".join(cmd[3:]),
+           env={"OMP_NUM_THREADS": str(TIMING_THREADS)})
+    torch_dir = st.dir("export/translation-pytorch-forced")
+    cmd = [PY, "-m", "user_dir.bench.translation", data, "--split", "test", "--batch-sizes", ",".join(map(str, SIZES)),
+           "--timing-limit", TRANSLATION_TIMING_LIMIT, "--threads", str(TIMING_THREADS),
+           "--rounds", str(TIMING_ROUNDS), "--forced-len", forced, "--no-bleu", "--out", str(torch_dir / "measure.json")]
+    for key, _, _, ckpt in chosen:
+        cmd += ["--model", f"{key}={ckpt}"]
+    st.run("export/translation-pytorch-forced", cmd, settings=" ".join(cmd[3:]),
+           env={"OMP_NUM_THREADS": str(TIMING_THREADS)})
+    return (json.loads((ort_dir / "speed.json").read_text()), json.loads((torch_dir / "measure.json").read_text()))
+
+
 def run():
     st = steps()
     data, chosen = models(st)
@@ -102,8 +130,9 @@ def run():
     tr_data, tr_chosen = translation_models(st)
     tr_ort, tr_parity = export_and_time(st, "translation-", tr_data, tr_chosen, TRANSLATION_TIMING_LIMIT)
     tr_measured = translation_measure(st, tr_data, tr_chosen)
+    tr_forced = translation_forced(st, tr_data, tr_chosen)
     write(chosen, ort, torch_measured, parity, st,
-          translation=translation_rows(tr_chosen, tr_ort, tr_measured, tr_parity))
+          translation=translation_rows(tr_chosen, tr_ort, tr_measured, tr_parity, tr_forced))
 
 
 def rows_of(chosen, ort, torch_measured, parity):
@@ -134,9 +163,11 @@ def speed_and_targets(row, timed, torch_row):
     return row
 
 
-def translation_rows(chosen, ort, measured, parity):
+def translation_rows(chosen, ort, measured, parity, forced=None):
     """Rows of the translation exports: BLEU of fairseq and of onnxruntime (beam 5, whole test set),
-    identical hypotheses, onnxruntime's beam-search speed-up beside PyTorch's."""
+    identical hypotheses, onnxruntime's beam-search speed-up beside PyTorch's; with ``forced``
+    (:func:`translation_forced`) also both speed-ups at a forced output length (``forced_speedup_b*``,
+    ``pytorch_forced_speedup_b*``)."""
     from user_dir.bench import translation
 
     rows = []
@@ -148,6 +179,13 @@ def translation_rows(chosen, ort, measured, parity):
                "parameters": torch_row["parameters"], "bleu_onnxruntime": round(p["bleu_onnxruntime"], 2),
                "identical_hypotheses": p["identical_hypotheses"], "parity_max_abs_diff": p["max_abs_diff"],
                "parity_examples": p["examples"], "parity_passed": p["passed"], "method_chain": timed["method_chain"]}
+        if forced is not None:
+            ort_forced, torch_forced = forced
+            for b in SIZES:
+                row[f"forced_speedup_b{b}"] = timing.speed_fields(ort_forced["exports"][key][f"b{b}"], b)[f"speedup_b{b}"]
+                row[f"pytorch_forced_speedup_b{b}"] = timing.speed_fields(
+                    torch_forced["models"][key][f"b{b}"], b)[f"speedup_b{b}"]
+            row["forced_len"] = ort_forced["forced_len"]
         rows.append(speed_and_targets(row, timed, torch_row))
     return rows
 
@@ -157,15 +195,22 @@ def _translation_markdown(rows):
           "Encoder and incremental decoder graphs; fairseq's beam search (beam 5) runs over them. BLEU on the "
           "whole test set from fairseq and from onnxruntime; parity = the decoder's step logits, teacher-forced "
           "with the caches, over every real target position. Speed-up = beam-search throughput against the "
-          "unpruned export (each model decodes to its own lengths).\n",
-          "| model | BLEU fairseq | BLEU onnxruntime | identical hypotheses | rel. FLOPs | ORT b1 | ORT b32 | "
-          "PyTorch b1 | PyTorch b32 | parity max abs diff |", "|---|---|---|---|---|---|---|---|---|---|"]
+          "unpruned export (each model decodes to its own lengths; the targets use these)."
+          + (f" Forced: the same with every hypothesis forced to {rows[0]['forced_len']} tokens, so that both "
+             "models do the same decoding work." if rows and "forced_len" in rows[0] else "") + "\n"]
+    forced = [f"{rt} forced b{b}" for rt in ("ORT", "PyTorch")
+              for b in SIZES] if rows and "forced_len" in rows[0] else []
+    heads = ["model", "BLEU fairseq", "BLEU onnxruntime", "identical hypotheses", "rel. FLOPs", "ORT b1", "ORT b32",
+             "PyTorch b1", "PyTorch b32", *forced, "parity max abs diff"]
+    md += ["| " + " | ".join(heads) + " |", "|" + "---|" * len(heads)]
     for r in rows:
-        md.append(f"| {r['model']} | {r['quality']:.2f} | {r['bleu_onnxruntime']:.2f} | "
-                  f"{100 * r['identical_hypotheses']:.1f} % | {r['relative_flops']:.3f} | "
-                  + " | ".join(f"{r[f'speedup_b{b}']:.2f}x" for b in SIZES) + " | "
-                  + " | ".join(f"{r[f'pytorch_speedup_b{b}']:.2f}x" for b in SIZES)
-                  + f" | {r['parity_max_abs_diff']:.2e} ({r['parity_examples']} sentences) |")
+        cells = [r["model"], f"{r['quality']:.2f}", f"{r['bleu_onnxruntime']:.2f}",
+                 f"{100 * r['identical_hypotheses']:.1f} %", f"{r['relative_flops']:.3f}"]
+        cells += [f"{r[f'{key}_b{b}']:.2f}x" for key in ("speedup", "pytorch_speedup") for b in SIZES]
+        if forced:
+            cells += [f"{r[f'{key}_b{b}']:.2f}x" for key in ("forced_speedup", "pytorch_forced_speedup") for b in SIZES]
+        cells.append(f"{r['parity_max_abs_diff']:.2e} ({r['parity_examples']} sentences)")
+        md.append("| " + " | ".join(cells) + " |")
     return md
 
 

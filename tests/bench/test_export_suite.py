@@ -62,3 +62,25 @@ def test_translation_rows_take_bleu_from_fairseq_and_onnxruntime():
     assert srp["met_b32"] is True and srp["met_b1"] is False  # target 0.9 / 0.5 = 1.8
     table = "\n".join(export_suite._translation_markdown(rows))
     assert "| SRP 0.5 | 29.50 | 29.50 | 100.0 % | 0.500 | 1.50x | 1.90x | 1.40x | 1.70x |" in table
+
+
+def test_translation_rows_with_forced_lengths():
+    chosen = [("srp-base", "base", "reference", "b.pt"), ("srp-0.5", "SRP 0.5", "method", "s.pt")]
+    ort = {"exports": {k: {"method_chain": "", "b1": _timed(1.0), "b32": _timed(1.0)} for k in ("srp-base", "srp-0.5")}}
+    measured = {"models": {k: {"parameters": 10, "relative_flops": f, "flops_per_sentence": 5.0,
+                               "test": {"bleu": 30.0, "tokens_per_sentence": 9.0}, "b1": _timed(1.0), "b32": _timed(1.0)}
+                           for k, f in (("srp-base", 1.0), ("srp-0.5", 0.5))}}
+    parity = {k: {"bleu_onnxruntime": 30.0, "identical_hypotheses": 1.0, "max_abs_diff": 5e-6, "examples": 1000,
+                  "passed": True} for k in ("srp-base", "srp-0.5")}
+    ort_forced = {"forced_len": 20, "exports": {"srp-base": {"b1": _timed(1.0), "b32": _timed(1.0)},
+                                                "srp-0.5": {"b1": _timed(1.6), "b32": _timed(2.1)}}}
+    torch_forced = {"models": {"srp-base": {"b1": _timed(1.0), "b32": _timed(1.0)},
+                               "srp-0.5": {"b1": _timed(1.3), "b32": _timed(1.8)}}}
+    rows = export_suite.translation_rows(chosen, ort, measured, parity, (ort_forced, torch_forced))
+    srp = rows[1]
+    assert (srp["forced_speedup_b1"], srp["forced_speedup_b32"]) == (1.6, 2.1)
+    assert (srp["pytorch_forced_speedup_b1"], srp["pytorch_forced_speedup_b32"]) == (1.3, 1.8)
+    assert srp["forced_len"] == 20 and srp["speedup_b1"] == 1.0  # the targets keep the free-decoding figures
+    table = "\n".join(export_suite._translation_markdown(rows))
+    assert "forced to 20 tokens" in table and "| ORT forced b1 | ORT forced b32 | PyTorch forced b1 |" in table
+    assert "| 1.00x | 1.00x | 1.00x | 1.00x | 1.60x | 2.10x | 1.30x | 1.80x |" in table

@@ -45,13 +45,17 @@ def sentence_runner(folder: str, threads: int):
 
 def measure(exports: Dict[str, str], data: str, split: str = "test", batch_sizes: Sequence[int] = (1, 32),
             protocol: timing.Protocol = timing.Protocol(), timing_limit: Optional[Dict[int, int]] = None,
-            with_flops: bool = True, beam: int = 5, log=logger.info) -> dict:
+            with_flops: bool = True, beam: int = 5, forced_len: Optional[int] = None, log=logger.info) -> dict:
     """Per export: throughput and speed-up (vs the first) at each batch size, relative FLOPs and the
-    target check. ``exports`` maps a name to an export folder; all must be of one task."""
+    target check. ``exports`` maps a name to an export folder; all must be of one task. ``forced_len``
+    (translation only): every hypothesis is that many tokens + eos, so each export does the same
+    decoding work (``user_dir.bench.translation.generator``)."""
     cards = {name: read_card(folder) for name, folder in exports.items()}
     kinds = {card["task"] for card in cards.values()}
     if len(kinds) != 1:
         raise ExportError(f"--export: the exports mix tasks ({', '.join(sorted(kinds))}); time one task at a time")
+    if forced_len is not None and cards[next(iter(cards))]["task"] != "translation":
+        raise ExportError("--forced-len applies to translation exports only (sentence models have no output length)")
     names = list(exports)
     reference = load(cards[names[0]]["source_checkpoint"], data)  # the split's batches, as the bench makes them
     sources = {names[0]: reference} if with_flops else {}
@@ -64,7 +68,8 @@ def measure(exports: Dict[str, str], data: str, split: str = "test", batch_sizes
             out[name]["relative_flops"] = rel
     timing_limit = timing_limit or {}
     for bsz in batch_sizes:
-        batches, runners = _timed(reference, exports, split, bsz, timing_limit.get(bsz, 0), protocol.threads, beam)
+        batches, runners = _timed(reference, exports, split, bsz, timing_limit.get(bsz, 0), protocol.threads, beam,
+                                  forced_len)
         timed = timing.time_models(runners, batches, protocol)
         for name in names:
             out[name][f"b{bsz}"] = timed[name]
@@ -76,10 +81,11 @@ def measure(exports: Dict[str, str], data: str, split: str = "test", batch_sizes
             log(f"{name} batch {bsz}: {timed[name]['throughput']['median']:.1f} ex/s, speed-up "
                 f"{timed[name]['speedup']['median']:.2f} ({timed[name]['speedup']['min']:.2f}-"
                 f"{timed[name]['speedup']['max']:.2f})")
-    return {"protocol": protocol.as_dict(), "runtime": _runtime(), "split": split, "exports": out}
+    return {"protocol": protocol.as_dict(), "runtime": _runtime(), "split": split, "forced_len": forced_len,
+            "exports": out}
 
 
-def _timed(reference, exports, split, bsz, limit, threads, beam):
+def _timed(reference, exports, split, bsz, limit, threads, beam, forced_len=None):
     if reference.kind == "sentence":
         from user_dir.bench.sentence import batches
 
@@ -98,7 +104,7 @@ def _timed(reference, exports, split, bsz, limit, threads, beam):
                                      task.source_dictionary, task.target_dictionary,
                                      reference.reference.encoder.max_positions(),
                                      reference.reference.decoder.max_positions(), threads)
-        gen = bench.generator(task, model, beam)
+        gen = bench.generator(task, model, beam, forced_len)
         runners[name] = lambda sample, m=model, g=gen: bench.translate(task, g, m, sample)
     return samples, runners
 
@@ -137,9 +143,14 @@ def main(argv: Optional[List[str]] = None):
                    help="BSZ:N,... at most N examples per timing pass at that batch size (default: %(default)s)")
     p.add_argument("--threads", type=int, default=1, help="onnxruntime intra-op threads (default: %(default)s)")
     p.add_argument("--rounds", type=int, default=5, help="interleaved timing rounds (default: %(default)s)")
+    p.add_argument("--forced-len", type=int, default=None, metavar="N",
+                   help="translation: force every hypothesis to N tokens + eos, so that every export does the "
+                        "same decoding work (default: each decodes to its own lengths)")
     p.add_argument("--no-flops", action="store_true", help="skip the relative FLOPs (needs the source checkpoints)")
     p.add_argument("--out", help="write the measurement as JSON here")
     args = p.parse_args(argv)
+    if args.forced_len is not None and args.forced_len < 1:
+        p.error(f"--forced-len must be at least 1, got {args.forced_len}")
     logging.basicConfig(level=logging.INFO, format="%(asctime)s | %(message)s")
     exports = {}
     for spec in args.export:
@@ -148,7 +159,7 @@ def main(argv: Optional[List[str]] = None):
         exports[name] = folder
     result = measure(exports, args.data, args.split, [int(b) for b in args.batch_sizes.split(",") if b],
                      timing.Protocol(args.threads, args.rounds), timing.parse_limits(args.timing_limit),
-                     with_flops=not args.no_flops)
+                     with_flops=not args.no_flops, forced_len=args.forced_len)
     text = json.dumps(result, indent=1)
     if args.out:
         with open(args.out, "w", encoding="utf-8") as f:
