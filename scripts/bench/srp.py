@@ -143,8 +143,11 @@ _FIELD = re.compile(r"^(\w+) ([-+0-9.eE]+)$")
 
 def learning_curve(train_log: Path) -> list:
     """Per epoch: updates, train loss, dev loss, dev BLEU (greedy), wall minutes, from fairseq's log
-    (a later sitting's figures for an epoch replace an interrupted one's)."""
+    (a later sitting's figures for an epoch replace an interrupted one's). fairseq's wall meter starts
+    again at 0 in each sitting; the minutes here add the sittings up (training time to the end of the
+    epoch, without the part of an interrupted epoch that was lost)."""
     epochs = {}
+    offset = last_wall = 0.0
     if not train_log.is_file():
         return []
     for line in train_log.read_text(errors="replace").splitlines():
@@ -159,8 +162,12 @@ def learning_curve(train_log: Path) -> list:
                 fields[m.group(1)] = float(m.group(2))
         e = epochs.setdefault(epoch, {"epoch": epoch})
         if parts[2] == "train":
+            wall = fields.get("wall", 0.0)
+            if wall < last_wall:  # a new sitting
+                offset += last_wall
+            last_wall = wall
             e.update(train_loss=fields.get("loss"), updates=int(fields.get("num_updates", 0)),
-                     wall_min=round(fields.get("wall", 0.0) / 60, 1))
+                     wall_min=round((offset + wall) / 60, 1))
         else:
             e.update(valid_loss=fields.get("loss"), valid_bleu=fields.get("bleu"))
     return [epochs[k] for k in sorted(epochs)]
