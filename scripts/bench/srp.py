@@ -24,10 +24,13 @@ Steps (each resumable, under checkpoints/bench/srp/; settings from the environme
    SRP selection + slicing at SRP_PAPER_RATE, generation at a forced output length of SRP_FORCED_LEN
    tokens timed by the same protocol; ``srp/overhead``: the trained base against stock fairseq
    ``transformer`` holding the same weights (identical hypotheses expected; the speed ratio is our
-   model's decoding overhead).
+   model's decoding overhead);
+7. ``srp/significance``: paired bootstrap resampling of test BLEU (SRP_BOOTSTRAP_SAMPLES resamples):
+   SRP against the magnitude baseline at every rate, every SRP model against the base.
 
 -> results/srp.{json,md,png}. Targets: <= 1.0 BLEU drop at rate 0.5; SRP ahead of the magnitude
-baseline at every rate; generation time <= 0.7 x the base's at rate 0.5 (speed-up >= 1/0.7).
+baseline at every rate; generation time <= 0.7 x the base's at rate 0.5 (speed-up >= 1/0.7). The
+verdicts use the point estimates; the p-values stand beside them.
 """
 import json
 import os
@@ -61,6 +64,7 @@ BATCH_SIZES = [1, 32]
 TARGET_DROP, TARGET_RATE, TARGET_TIME = 1.0, 0.5, 0.7
 PAPER_ARCH = os.environ.get("SRP_PAPER_ARCH", "srp_iwslt_de_en")  # another arch only for a dry run
 PAPER_SEED, PAPER_SCORE_TOKENS = 1, 1024
+SIGNIFICANCE_SAMPLES = int(os.environ.get("SRP_BOOTSTRAP_SAMPLES", "1000"))
 
 
 def prepare_data(st) -> str:
@@ -278,6 +282,30 @@ def overhead(folder: Path, data: str, base_ckpt: str):
     (folder / "overhead.json").write_text(json.dumps(out, indent=1) + "\n")
 
 
+def significance(folder: Path, data: str, specs: list, samples: int = SIGNIFICANCE_SAMPLES):
+    """Paired bootstrap resampling of test BLEU (user_dir.bench.bleu_significance): SRP against the
+    magnitude baseline at each rate, and every SRP model against the base."""
+    from user_dir.bench import bleu_significance, translation
+
+    models = translation.load_models(specs, data)
+    first = next(iter(models.values()))
+    samples_ = translation.batches(first.task, "test", 128,
+                                   max_positions=translation.max_positions(first.task, list(models.values())))
+    scored = {name: translation.bleu(m, samples_) for name, m in models.items()}
+    refs = scored["base"]["references"]
+
+    def hyps(name):
+        return name, scored[name]["hypotheses"]
+    out = {"samples": samples, "seed": bleu_significance.DEFAULT_SEED, "sentences": len(refs),
+           "bleu": {name: b["bleu"] for name, b in scored.items()},
+           "vs_magnitude": {}, "vs_base": bleu_significance.paired_bootstrap(
+               refs, hyps("base"), [hyps(f"srp-{r}") for r in RATES], samples)}
+    for r in RATES:
+        out["vs_magnitude"][r] = bleu_significance.paired_bootstrap(refs, hyps(f"magnitude-{r}"), [hyps(f"srp-{r}")],
+                                                                    samples)
+    (folder / "significance.json").write_text(json.dumps(out, indent=1) + "\n")
+
+
 # ---- the suite -----------------------------------------------------------------------------------
 def run():
     st = steps()
@@ -295,9 +323,12 @@ def run():
                     f"threads={TIMING_THREADS} rounds={TIMING_ROUNDS}")
     st.run("srp/overhead", lambda folder: overhead(folder, data, base),
            settings=f"base={base} limits={OVERHEAD_LIMIT} threads={TIMING_THREADS} rounds={TIMING_ROUNDS}")
+    st.run("srp/significance", lambda folder: significance(folder, data, specs),
+           settings=f"paired bootstrap, {SIGNIFICANCE_SAMPLES} resamples | " + " ".join(specs))
     paper = json.loads((st.dir("srp/paper-size") / "paper.json").read_text())
     over = json.loads((st.dir("srp/overhead") / "overhead.json").read_text())
-    write(st, data, measured, learning_curve(base_dir / "train.log"), paper, over, forced)
+    sig = json.loads((st.dir("srp/significance") / "significance.json").read_text())
+    write(st, data, measured, learning_curve(base_dir / "train.log"), paper, over, forced, sig)
 
 
 def settings_dict(data) -> dict:
@@ -337,21 +368,27 @@ def rows_of(measured, forced=None) -> list:
     return rows
 
 
-def targets_of(rows) -> list:
+def targets_of(rows, sig=None) -> list:
+    """The targets on the point estimates of test BLEU and speed; with ``sig`` (step srp/significance)
+    the paired-bootstrap p-value of each BLEU comparison beside it."""
     base = rows[0]
     srp = {r["compression_rate"]: r for r in rows if r["family"] == "method"}
     mag = {r["compression_rate"]: r for r in rows if r["family"] == "baseline"}
+    vs_base = {float(k.split("-", 1)[1]): v for k, v in (sig or {}).get("vs_base", {}).items() if k != "base"}
+    vs_mag = {float(k): v[f"srp-{k}"] for k, v in (sig or {}).get("vs_magnitude", {}).items()}
     out = []
     at = srp.get(TARGET_RATE)
     if at:
         drop = round(base["quality"] - at["quality"], 2)
         out.append({"target": f"<= {TARGET_DROP} BLEU drop at rate {TARGET_RATE}", "drop": drop,
+                    **({"p_value_vs_base": vs_base[TARGET_RATE]["p_value"]} if TARGET_RATE in vs_base else {}),
                     "met": drop <= TARGET_DROP})
         for b in BATCH_SIZES:
             ratio = round(1 / at[f"speedup_b{b}"], 3)
             out.append({"target": f"generation time <= {TARGET_TIME} x the base's at rate {TARGET_RATE}, batch {b}",
                         "time_ratio": ratio, "speedup": at[f"speedup_b{b}"], "met": ratio <= TARGET_TIME})
     ahead = [{"rate": rate, "srp": srp[rate]["quality"], "magnitude": mag[rate]["quality"],
+              **({"p_value": vs_mag[rate]["p_value"]} if rate in vs_mag else {}),
               "met": srp[rate]["quality"] > mag[rate]["quality"]} for rate in sorted(srp) if rate in mag]
     out.append({"target": "SRP ahead of the magnitude baseline (test BLEU) at every rate", "detail": ahead,
                 "met": bool(ahead) and all(a["met"] for a in ahead)})
@@ -400,15 +437,32 @@ def _paper_markdown(paper, over) -> str:
     return "\n".join(lines)
 
 
-def write(st, data, measured, curve, paper, over, forced=None):
+def _significance_markdown(sig) -> str:
+    def cell(v):
+        return f"{v['bleu']:.2f} ({v['mean'] - v['ci95_half']:.2f}–{v['mean'] + v['ci95_half']:.2f})"
+    lines = [f"Paired bootstrap resampling of the {sig['sentences']} test sentences ({sig['samples']} resamples, "
+             f"seed {sig['seed']}; sacreBLEU's test, user_dir/bench/bleu_significance.py): BLEU with the 95 % "
+             "interval of its resampled mean, and the p-value of \"both equally good\" (two-sided).\n",
+             "| comparison | system | baseline | p |", "|---|---|---|---|"]
+    for rate, pair in sig["vs_magnitude"].items():
+        lines.append(f"| SRP vs magnitude, rate {rate} | {cell(pair[f'srp-{rate}'])} | "
+                     f"{cell(pair[f'magnitude-{rate}'])} | {pair[f'srp-{rate}']['p_value']:.3f} |")
+    for name, v in sig["vs_base"].items():
+        if name != "base":
+            lines.append(f"| {name.replace('srp-', 'SRP rate ')} vs base | {cell(v)} | {cell(sig['vs_base']['base'])} | "
+                         f"{v['p_value']:.3f} |")
+    return "\n".join(lines) + "\n"
+
+
+def write(st, data, measured, curve, paper, over, forced=None, sig=None):
     from user_dir.bench.results import markdown_table
 
     rows = rows_of(measured, forced)
-    targets = targets_of(rows)
+    targets = targets_of(rows, sig)
     base = rows[0]
     result = {"method": "srp", "task": f"De-En translation ({data}, test split), {ARCH}",
               "protocol": measured["protocol"], "rows": rows, "targets": targets,
-              "base_learning_curve": curve, "paper_size": paper, "overhead": over,
+              "base_learning_curve": curve, "paper_size": paper, "overhead": over, "significance": sig,
               "settings": settings_dict(data), "steps": st.summary()}
     md = [f"# SRP vs magnitude pruning, De-En translation ({ARCH})\n",
           f"Reference: the base model, test BLEU {base['quality']:.2f} ({base['parameters']:,} parameters). "
@@ -427,6 +481,8 @@ def write(st, data, measured, curve, paper, over, forced=None):
     for t in targets:
         md.append(f"- {t['target']}: {yes_no(t['met'])} " +
                   json.dumps({k: v for k, v in t.items() if k not in ("target", "met")}))
+    if sig:
+        md += ["\n## Significance of the BLEU differences\n", _significance_markdown(sig)]
     md += ["\n## Base model: learning curve\n", _curve_markdown(curve),
            "\n## Paper-size architecture (random weights) and decoding overhead\n", _paper_markdown(paper, over),
            "\n## Steps (wall time on this machine)\n", step_times_markdown(st.summary()),

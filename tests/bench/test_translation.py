@@ -132,19 +132,28 @@ def test_measure_rows_and_the_srp_suite_report(bpe_corpus, checkpoints, tmp_path
     assert over["identical_hypotheses"] == over["sentences"] == 24
     assert over["bleu"]["srp"] == over["bleu"]["transformer"]
 
+    (tmp_path / "sig").mkdir()
+    suite.significance(tmp_path / "sig", str(bpe_corpus), [f"{k}={v}" for k, v in names.items()], samples=50)
+    sig = json.loads((tmp_path / "sig" / "significance.json").read_text())
+    assert sig["sentences"] == 24 and sig["bleu"]["base"] == measured["base"]["test"]["bleu"]
+    assert sig["vs_base"]["base"]["bleu"] == pytest.approx(measured["base"]["test"]["bleu"], abs=1e-3)
+    assert sig["vs_magnitude"]["0.5"]["srp-0.5"]["p_value"] == 1.0  # the same checkpoint under both names
+
     curve = suite.learning_curve(checkpoints["srp"].parent / "train.log")
     assert [e["epoch"] for e in curve] == list(range(1, 13))
     assert all(e["train_loss"] is not None and e["valid_loss"] is not None and e["updates"] > 0 for e in curve)
     assert curve[-1]["train_loss"] < curve[0]["train_loss"]
 
     suite.write(Steps(tmp_path / "steps", REPO, log=lambda _m: None), str(bpe_corpus),
-                {"protocol": protocol.as_dict(), "models": measured}, curve, paper, over)
+                {"protocol": protocol.as_dict(), "models": measured}, curve, paper, over, sig=sig)
     out = json.loads((tmp_path / "results" / "srp.json").read_text())
     results.check_rows(out["rows"])
     assert [r["family"] for r in out["rows"]] == ["reference", "method", "baseline"]
     assert out["base_learning_curve"] == curve
     md = (tmp_path / "results" / "srp.md").read_text()
     assert "## Targets" in md and "learning curve" in md and (tmp_path / "results" / "srp.png").is_file()
+    assert "| SRP vs magnitude, rate 0.5 |" in md and out["significance"] == sig
+    assert out["targets"][0]["p_value_vs_base"] == sig["vs_base"]["srp-0.5"]["p_value"]
     assert {t["target"].split(" at ")[0] for t in out["targets"]} >= {"<= 1.0 BLEU drop"}
 
 

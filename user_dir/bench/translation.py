@@ -101,7 +101,8 @@ def _symbols_to_strip(gen):
 def bleu(tm: TranslationModel, samples: List[dict], task=None, beam: int = 5,
          forced_len: Optional[int] = None) -> dict:
     """sacreBLEU of ``tm`` on ``samples``, exactly as fairseq-generate --remove-bpe --scoring sacrebleu;
-    also the hypotheses (de-BPE'd, by sample id) and the generated tokens (eos included)."""
+    also the hypotheses and references (de-BPE'd, in sample-id order) and the generated tokens (eos
+    included)."""
     from fairseq import utils
     from fairseq.scoring.bleu import SacrebleuConfig, SacrebleuScorer
 
@@ -110,7 +111,7 @@ def bleu(tm: TranslationModel, samples: List[dict], task=None, beam: int = 5,
     gen = generator(task, tm.model, beam, forced_len)
     strip = _symbols_to_strip(gen)
     scorer = SacrebleuScorer(SacrebleuConfig())
-    hyps, tokens = {}, 0
+    hyps, refs, tokens = {}, {}, 0
     for sample in samples:
         out = translate(task, gen, tm.model, sample)
         for i, sid in enumerate(sample["id"].tolist()):
@@ -121,12 +122,12 @@ def bleu(tm: TranslationModel, samples: List[dict], task=None, beam: int = 5,
             # de-BPE'd words to the shared dictionary)
             hyp = tgt_dict.string(hypo, POST_PROCESS, extra_symbols_to_ignore=strip)
             scorer.add_string(ref, hyp)
-            hyps[sid] = hyp
+            hyps[sid], refs[sid] = hyp, ref
             tokens += int(hypo.numel())
     n = len(hyps)
     return {"bleu": scorer.score(), "bleu_string": scorer.result_string(), "sentences": n,
             "generated_tokens": tokens, "tokens_per_sentence": tokens / max(n, 1),
-            "hypotheses": [hyps[k] for k in sorted(hyps)]}
+            "hypotheses": [hyps[k] for k in sorted(hyps)], "references": [refs[k] for k in sorted(refs)]}
 
 
 def batches(task, split: str, batch_size: int, limit: int = 0, max_positions=None) -> List[dict]:
@@ -201,7 +202,7 @@ def measure(models: Dict[str, TranslationModel], split: str, batch_sizes: Sequen
         samples = batches(task, split, bleu_batch_size, max_positions=max_pos)
         for name, m in models.items():
             b = bleu(m, samples, task, beam)  # each model's own lengths: forced ones would make BLEU meaningless
-            out[name][split] = {k: v for k, v in b.items() if k != "hypotheses"}
+            out[name][split] = {k: v for k, v in b.items() if k not in ("hypotheses", "references")}
             log(f"{name} {split}: {b['bleu_string']}; relative FLOPs {out[name]['relative_flops']:.4f}, "
                 f"{b['tokens_per_sentence']:.2f} generated tokens per sentence")
     timing_limit = timing_limit or {}
