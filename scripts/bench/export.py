@@ -70,27 +70,29 @@ def export_and_time(st, prefix, data, chosen, timing_limit):
                "--threads", str(TIMING_THREADS)]
         folders[key] = st.run(f"export/{key}", cmd, settings=" ".join(cmd[1:]),
                               env={"OMP_NUM_THREADS": str(TIMING_THREADS)}) / "onnx"
-    speed_dir = st.dir(f"export/{prefix}ort-speed")
-    cmd = [PY, "-m", "user_dir.export.ort_speed", data, "--split", "test",
-           "--batch-sizes", ",".join(map(str, SIZES)), "--timing-limit", timing_limit,
-           "--threads", str(TIMING_THREADS), "--rounds", str(TIMING_ROUNDS), "--out", str(speed_dir / "speed.json")]
-    for key, folder in folders.items():
-        cmd += ["--export", f"{key}={folder}"]
-    st.run(f"export/{prefix}ort-speed", cmd, settings=" ".join(cmd[3:]), env={"OMP_NUM_THREADS": str(TIMING_THREADS)})
-    ort = json.loads((speed_dir / "speed.json").read_text())
+    ort = _timing_step(st, f"export/{prefix}ort-speed", "user_dir.export.ort_speed", data, timing_limit,
+                       "--export", folders.items(), "speed.json")
     return ort, {key: json.loads((folders[key] / "parity.json").read_text()) for key in folders}
+
+
+def _timing_step(st, step, module, data, timing_limit, flag, named_paths, out_name, extra=()):
+    """One timing process (``module``: user_dir.export.ort_speed with ``--export`` folders or
+    user_dir.bench.translation with ``--model`` checkpoints) on the test split at the bench's batch
+    sizes, threads and rounds, as step ``step``; returns its JSON output."""
+    folder = st.dir(step)
+    cmd = [PY, "-m", module, data, "--split", "test", "--batch-sizes", ",".join(map(str, SIZES)),
+           "--timing-limit", timing_limit, "--threads", str(TIMING_THREADS), "--rounds", str(TIMING_ROUNDS),
+           *extra, "--out", str(folder / out_name)]
+    for name, path in named_paths:
+        cmd += [flag, f"{name}={path}"]
+    st.run(step, cmd, settings=" ".join(cmd[3:]), env={"OMP_NUM_THREADS": str(TIMING_THREADS)})
+    return json.loads((folder / out_name).read_text())
 
 
 def translation_measure(st, data, chosen) -> dict:
     """The PyTorch side of the translation exports: BLEU, FLOPs and beam-search speed in one process."""
-    folder = st.dir("export/translation-pytorch")
-    cmd = [PY, "-m", "user_dir.bench.translation", data, "--split", "test", "--batch-sizes", ",".join(map(str, SIZES)),
-           "--timing-limit", TRANSLATION_TIMING_LIMIT, "--threads", str(TIMING_THREADS),
-           "--rounds", str(TIMING_ROUNDS), "--out", str(folder / "measure.json")]
-    for key, _, _, ckpt in chosen:
-        cmd += ["--model", f"{key}={ckpt}"]
-    st.run("export/translation-pytorch", cmd, settings=" ".join(cmd[3:]), env={"OMP_NUM_THREADS": str(TIMING_THREADS)})
-    return json.loads((folder / "measure.json").read_text())
+    return _timing_step(st, "export/translation-pytorch", "user_dir.bench.translation", data, TRANSLATION_TIMING_LIMIT,
+                        "--model", [(key, ckpt) for key, _, _, ckpt in chosen], "measure.json")
 
 
 def translation_forced(st, data, chosen):
@@ -99,24 +101,15 @@ def translation_forced(st, data, chosen):
     of writing shorter or longer translations. Returns (onnxruntime's, PyTorch's measurement)."""
     import srp as srp_suite
 
-    forced = str(srp_suite.FORCED_LEN)
-    ort_dir = st.dir("export/translation-ort-speed-forced")
-    cmd = [PY, "-m", "user_dir.export.ort_speed", data, "--split", "test", "--batch-sizes", ",".join(map(str, SIZES)),
-           "--timing-limit", TRANSLATION_TIMING_LIMIT, "--threads", str(TIMING_THREADS),
-           "--rounds", str(TIMING_ROUNDS), "--forced-len", forced, "--no-flops", "--out", str(ort_dir / "speed.json")]
-    for key, _, _, _ in chosen:
-        cmd += ["--export", f"{key}={BENCH_ROOT / f'export/{key}/onnx'}"]
-    st.run("export/translation-ort-speed-forced", cmd, settings=" ".join(cmd[3:]),
-           env={"OMP_NUM_THREADS": str(TIMING_THREADS)})
-    torch_dir = st.dir("export/translation-pytorch-forced")
-    cmd = [PY, "-m", "user_dir.bench.translation", data, "--split", "test", "--batch-sizes", ",".join(map(str, SIZES)),
-           "--timing-limit", TRANSLATION_TIMING_LIMIT, "--threads", str(TIMING_THREADS),
-           "--rounds", str(TIMING_ROUNDS), "--forced-len", forced, "--no-bleu", "--out", str(torch_dir / "measure.json")]
-    for key, _, _, ckpt in chosen:
-        cmd += ["--model", f"{key}={ckpt}"]
-    st.run("export/translation-pytorch-forced", cmd, settings=" ".join(cmd[3:]),
-           env={"OMP_NUM_THREADS": str(TIMING_THREADS)})
-    return (json.loads((ort_dir / "speed.json").read_text()), json.loads((torch_dir / "measure.json").read_text()))
+    forced = ["--forced-len", str(srp_suite.FORCED_LEN)]
+    ort = _timing_step(st, "export/translation-ort-speed-forced", "user_dir.export.ort_speed", data,
+                       TRANSLATION_TIMING_LIMIT, "--export",
+                       [(key, BENCH_ROOT / f"export/{key}/onnx") for key, _, _, _ in chosen], "speed.json",
+                       extra=forced + ["--no-flops"])
+    torch_measured = _timing_step(st, "export/translation-pytorch-forced", "user_dir.bench.translation", data,
+                                  TRANSLATION_TIMING_LIMIT, "--model", [(key, ckpt) for key, _, _, ckpt in chosen],
+                                  "measure.json", extra=forced + ["--no-bleu"])
+    return ort, torch_measured
 
 
 def run():
