@@ -3,6 +3,8 @@
 Speed itself is never asserted (docs/CONVENTIONS.md): only what is measured and reported."""
 import json
 
+import pytest
+
 from user_dir.bench.timing import Protocol
 from user_dir.export.ort_speed import main, measure
 
@@ -34,8 +36,6 @@ def test_command_line(chain, exported, tmp_path):
 
 def test_translation_exports_at_a_forced_length(tmp_path, monkeypatch):
     """--forced-len reaches fairseq's generator for every export, so all do the same decoding work."""
-    import pytest
-
     from tests.export.checkpoints import translation_argv, write
     from tests.srp.synthetic import make_corpus
     from user_dir.bench import translation
@@ -63,8 +63,6 @@ def test_translation_exports_at_a_forced_length(tmp_path, monkeypatch):
 
 
 def test_forced_length_is_for_translation_only(chain, exported):
-    import pytest
-
     from user_dir.export.loading import ExportError
 
     with pytest.raises(ExportError, match="--forced-len applies to translation exports only"):

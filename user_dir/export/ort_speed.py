@@ -54,7 +54,7 @@ def measure(exports: Dict[str, str], data: str, split: str = "test", batch_sizes
     kinds = {card["task"] for card in cards.values()}
     if len(kinds) != 1:
         raise ExportError(f"--export: the exports mix tasks ({', '.join(sorted(kinds))}); time one task at a time")
-    if forced_len is not None and cards[next(iter(cards))]["task"] != "translation":
+    if forced_len is not None and kinds != {"translation"}:
         raise ExportError("--forced-len applies to translation exports only (sentence models have no output length)")
     names = list(exports)
     reference = load(cards[names[0]]["source_checkpoint"], data)  # the split's batches, as the bench makes them
