@@ -68,3 +68,12 @@ def test_forced_length_is_for_translation_only(chain, exported):
     with pytest.raises(ExportError, match="--forced-len applies to translation exports only"):
         measure({"base": str(exported["base"])}, str(chain.data), "test", [1], Protocol(threads=1, rounds=1),
                 {1: 2}, forced_len=5)
+
+
+def test_command_line_bad_input_is_one_line(chain, exported, tmp_path, capsys):
+    for argv, message in ((["--export", f"base={tmp_path}"], "not an export folder (model_card.json missing)"),
+                          (["--export", f"base={exported['base']}", "--forced-len", "5"],
+                           "--forced-len applies to translation exports only")):
+        with pytest.raises(SystemExit) as exit_info:
+            main([str(chain.data), *argv])
+        assert exit_info.value.code == 2 and message in capsys.readouterr().err

@@ -157,9 +157,12 @@ def main(argv: Optional[List[str]] = None):
         name, sep, folder = spec.partition("=")
         name, folder = (name, folder) if sep else (spec, spec)
         exports[name] = folder
-    result = measure(exports, args.data, args.split, [int(b) for b in args.batch_sizes.split(",") if b],
-                     timing.Protocol(args.threads, args.rounds), timing.parse_limits(args.timing_limit),
-                     with_flops=not args.no_flops, forced_len=args.forced_len)
+    try:
+        result = measure(exports, args.data, args.split, [int(b) for b in args.batch_sizes.split(",") if b],
+                         timing.Protocol(args.threads, args.rounds), timing.parse_limits(args.timing_limit),
+                         with_flops=not args.no_flops, forced_len=args.forced_len)
+    except ExportError as e:  # bad input: one line, no traceback
+        p.error(str(e))
     text = json.dumps(result, indent=1)
     if args.out:
         with open(args.out, "w", encoding="utf-8") as f:
