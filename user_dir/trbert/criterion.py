@@ -28,7 +28,6 @@ from omegaconf import II
 
 from user_dir.trbert.flops import pass_macs
 from user_dir.trbert.policy import action_log_prob, default_score_layer
-from user_dir.trbert.residual_scores import ScoreTable, compute_scores
 from user_dir.trbert.rewards import example_task_loss, init_loss, reinforce_loss, rollout_rewards
 from user_dir.trbert.rollouts import ReductionControl
 from user_dir.trbert.teacher import FrozenTeacher
@@ -114,6 +113,9 @@ class TrbertCriterion(FairseqCriterion):
         self.head = cfg.classification_head_name
         self.regression = cfg.regression_target
         self.teacher = FrozenTeacher(cfg.teacher_path, task) if cfg.teacher_path else None
+        # imported here, not at module level: the package imports this criterion, and a module that
+        # is already imported when ``python -m user_dir.trbert.residual_scores`` runs makes runpy warn
+        from user_dir.trbert.residual_scores import ScoreTable
         self.table = (ScoreTable.load(cfg.trbert_scores)
                       if cfg.trbert_scores not in (None, "online") else None)
         self._checked_model = False
@@ -205,6 +207,7 @@ class TrbertCriterion(FairseqCriterion):
         layers = list(model.reduce_layers)
         score_layer = self.cfg.trbert_score_layer or default_score_layer(len(model.layers), layers)
         teacher = self.teacher.model(tokens.device)
+        from user_dir.trbert.residual_scores import compute_scores
         return compute_scores(teacher, tokens, targets, layers, score_layer, self.head, self.regression).detach()
 
     # ---- logging ------------------------------------------------------------------------------
