@@ -18,6 +18,9 @@ import traceback
 from pathlib import Path
 
 sys.path.insert(0, str(Path(__file__).resolve().parent))
+sys.path.insert(0, str(Path(__file__).resolve().parents[2]))
+
+from user_dir.bench.steps import stop_children_on_sigterm  # noqa: E402
 
 METHODS = {
     "srp": "SRP (two stages, rates 0.7/0.5/0.3) vs magnitude structured pruning, De-En translation",
@@ -46,6 +49,7 @@ def main(argv=None):
     unknown = [m for m in chosen if m not in METHODS]
     if unknown:
         p.error(f"--methods/METHODS: unknown {', '.join(unknown)}; allowed: {', '.join(METHODS)}")
+    stop_children_on_sigterm()
     failed = []
     for name in chosen:
         start = time.time()

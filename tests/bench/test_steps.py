@@ -58,3 +58,30 @@ def test_command_output_goes_to_the_step_log(tmp_path, monkeypatch):
     st = _steps(tmp_path, monkeypatch)
     st.run("echo", [sys.executable, "-c", "print('hello from the step')"])
     assert "hello from the step" in (tmp_path / "bench/echo/step.log").read_text()
+
+
+def test_sigterm_stops_the_running_command_and_keeps_the_time(tmp_path):
+    """``kill`` of the bench (or the end of a session) must not leave a training running on its own."""
+    import os
+    import signal
+    import subprocess
+    import time
+
+    from tests.conftest import REPO
+    script = (f"import sys; sys.path.insert(0, {str(REPO)!r})\n"
+              "from user_dir.bench.steps import Steps, stop_children_on_sigterm\n"
+              "stop_children_on_sigterm()\n"
+              f"Steps({str(tmp_path / 'bench')!r}, {str(tmp_path)!r}, log=lambda m: None).run('long', [sys.executable, "
+              "'-c', \"import os, time; open('child.pid', 'w').write(str(os.getpid())); time.sleep(120)\"])\n")
+    bench = subprocess.Popen([sys.executable, "-c", script])
+    pid_file = tmp_path / "child.pid"
+    deadline = time.time() + 60
+    while not (pid_file.is_file() and pid_file.read_text()) and time.time() < deadline:
+        time.sleep(0.1)
+    child = int(pid_file.read_text())
+    bench.send_signal(signal.SIGTERM)
+    assert bench.wait(timeout=30) == 128 + signal.SIGTERM
+    with pytest.raises(ProcessLookupError):
+        os.kill(child, 0)  # terminated and reaped by the bench
+    folder = tmp_path / "bench" / "long"
+    assert not (folder / ".done").exists() and float((folder / ".elapsed").read_text()) >= 0

@@ -10,6 +10,7 @@ step's settings (or ``FORCE=<name>``) reruns it from scratch.
 import json
 import os
 import shutil
+import signal
 import subprocess
 import sys
 import time
@@ -105,6 +106,14 @@ class Steps:
     def summary(self) -> List[dict]:
         return [{"step": name, "seconds": info["seconds"], "finished": info.get("finished")}
                 for name, info in self.times.items()]
+
+
+def stop_children_on_sigterm() -> None:
+    """Make SIGTERM (``kill``, a closing session) end the bench like Ctrl-C: the running step's
+    command is terminated and its time kept, instead of the command going on without the bench."""
+    def _exit(signum, frame):
+        raise SystemExit(128 + signum)
+    signal.signal(signal.SIGTERM, _exit)
 
 
 def python() -> str:
