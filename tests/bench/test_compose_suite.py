@@ -6,6 +6,7 @@ import sys
 
 import pytest
 
+from tests.bench.measured import measured as _measured
 from tests.conftest import REPO
 
 sys.path.insert(0, str(REPO / "scripts" / "bench"))
@@ -42,17 +43,6 @@ def test_curve_targets_interpolate_or_say_outside():
     assert tokens["alone_interpolated"] == pytest.approx(82.0) and tokens["met"] is True
     assert padded["alone_interpolated"] is None and padded["met"] is None
     assert compose_suite.curve_targets(dict(comp, quality=81.0), rows, "LTP alone (tokens)")[0]["met"] is False
-
-
-def _measured(correct_valid, correct_test, macs_scale, speed):
-    timed = {"throughput": {"median": 10.0 * speed}, "speedup": {"median": speed, "min": speed, "max": speed},
-             "speedup_cpu": {"median": speed, "min": speed, "max": speed}}
-    return {"parameters": 1000,
-            "valid": {"quality": correct_valid / 1.5, "accuracy": correct_valid / 1.5, "examples": 150,
-                      "macs": 100.0 * macs_scale, "relative_flops": macs_scale},
-            "test": {"quality": correct_test / 1.5, "accuracy": correct_test / 1.5, "examples": 150,
-                     "macs": 300.0 * macs_scale, "relative_flops": macs_scale},
-            "b1": timed, "b16": timed, "b32": timed}
 
 
 def test_trbert_chain_rows_pool_dev_and_test(monkeypatch):
