@@ -18,7 +18,8 @@ checkpoint_last.pt, scripts/trbert/lib.sh):
    (``--trbert-select policy_topk``); (b) the fine-tuned model keeping the round(r_w n) tokens that
    received the most attention in the layer before each point (``--trbert-select attention_topk``);
 7. every model scored (dev + test) and timed (batch 1, 16 and 32) in one process by the harness;
-   results/trbert.{json,md,png}.
+8. McNemar's exact test on the same 300 reviews: each TR-BERT model against its two baselines and
+   the reference (``python -m user_dir.bench.paired_accuracy``); results/trbert.{json,md,png}.
 
 Knobs (env): TRBERT_ALPHAS ("0.5 1.0 2.0"), TRBERT_BASE_EPOCHS (4), TRBERT_INIT_EPOCHS,
 TRBERT_RL_EPOCHS, TRBERT_JOINT_EPOCHS (1 each), TRBERT_INIT_LR, TRBERT_RL_LR (1e-2 each),
@@ -167,7 +168,39 @@ def run():
                        settings="all models | " + finished(st, _baseline_step(data), "trbert/init",
                                                             *[f"trbert/joint-{a}" for a in joints]),
                        splits=",".join(SPLITS), batch_sizes=",".join(map(str, BATCH_SIZES)), timing_limit=TIMING_LIMIT)
-    write(names, measured, st, ratios, ratio_details, data)
+    paired = significance(st, data, names, list(joints))
+    write(names, measured, st, ratios, ratio_details, data, paired)
+
+
+def significance(st, data, names, alphas):
+    """McNemar's exact test on the pooled dev+test reviews: each TR-BERT model against its two
+    baselines and against the reference (user_dir.bench.paired_accuracy). The Wilson intervals of
+    the table are per model; models that agree on most reviews are compared on the reviews where
+    they differ."""
+    folder = st.dir("trbert/significance")
+    cmd = [PY, "-m", "user_dir.bench.paired_accuracy", data, "--splits", ",".join(SPLITS),
+           "--threads", str(TRAIN_THREADS), "--out", str(folder / "paired.json")]
+    for n in names:
+        cmd += ["--model", n[5]]
+    for alpha in alphas:
+        for other in (f"init-topk-{alpha}", f"attn-topk-{alpha}", "base"):
+            cmd += ["--pair", f"trbert-{alpha}:{other}"]
+    st.run("trbert/significance", cmd, settings=" ".join(cmd[3:]) + " | " + finished(st, "trbert/measure"),
+           env={"OMP_NUM_THREADS": str(TRAIN_THREADS)})
+    return json.loads((folder / "paired.json").read_text())
+
+
+def _paired_lookup(paired, rows_by_key):
+    """{(a, b): pair} of the significance step, after checking that its accuracies are the harness's
+    (the same models on the same reviews must give the same predictions)."""
+    if paired is None:
+        return {}
+    for key, row in rows_by_key.items():
+        got = paired["accuracy"].get(key)
+        if got is None or abs(got - row["quality"]) > 0.01:
+            raise RuntimeError(f"trbert/significance: {key} scores {got} there but {row['quality']} in "
+                               "trbert/measure; rerun both steps (delete their folders)")
+    return {(p["a"], p["b"]): p for p in paired["pairs"]}
 
 
 def split_tokens(data):
@@ -193,7 +226,7 @@ def pooled_row(measured: dict, key: str, ref: str, tokens: dict) -> dict:
     return row
 
 
-def write(names, measured, st, ratios, ratio_details, data):
+def write(names, measured, st, ratios, ratio_details, data, paired=None):
     models = measured["models"]
     tokens = split_tokens(data)
     rows = []
@@ -206,18 +239,26 @@ def write(names, measured, st, ratios, ratio_details, data):
         rows.append(row)
     base = rows[0]
     by_key = {n[0]: r for n, r in zip(names, rows)}
+    pairs = _paired_lookup(paired, by_key)
+
+    def mcnemar(a, b):
+        p = pairs.get((a, b))
+        return {} if p is None else {"p_mcnemar": p["p"], "only_trbert_right": p["a_only"],
+                                     "only_other_right": p["b_only"]}
     verdicts, comparisons = [], []
     for alpha in ALPHAS:
         tr = by_key[f"trbert-{alpha}"]
         drop = base["quality"] - tr["quality"]
-        verdicts.append({"alpha": alpha, "drop": round(drop, 2),
+        verdicts.append({"alpha": alpha, "drop": round(drop, 2), **mcnemar(f"trbert-{alpha}", "base"),
                          **{f"met_b{b}": tr[f"speedup_b{b}"] >= TARGET_SPEEDUP and drop <= TARGET_DROP for b in (1, 16)}})
         for kind in ("init", "attn"):
-            b = by_key[f"{kind}-topk-{alpha}"]
+            key = f"{kind}-topk-{alpha}"
+            b = by_key[key]
             comparisons.append({"alpha": alpha, "baseline": b["model"], "trbert": tr["quality"],
                                 "trbert_ci95": tr["quality_ci95"], "baseline_quality": b["quality"],
                                 "baseline_ci95": b["quality_ci95"], "difference": round(tr["quality"] - b["quality"], 2),
-                                "trbert_flops": tr["relative_flops"], "baseline_flops": b["relative_flops"]})
+                                "trbert_flops": tr["relative_flops"], "baseline_flops": b["relative_flops"],
+                                **mcnemar(f"trbert-{alpha}", key)})
     settings = {
         "alphas": ALPHAS, "baseline": {"epochs": BASE_EPOCHS, **BASE_ENV},
         "stages": {"epochs": EPOCHS, "lr": LRS, "rollouts": ROLLOUTS, "rl_guide_rate": GUIDE_RATE,
@@ -245,21 +286,32 @@ def write(names, measured, st, ratios, ratio_details, data):
           _table(rows),
           "\n## Targets\n",
           f"- ≥ {TARGET_SPEEDUP:g}x measured speed-up at batch 1 and 16 with ≤ {TARGET_DROP} points drop (dev+test):\n",
-          "| α | drop | b1 | b16 |", "|---|---|---|---|"]
+          "| α | drop | b1 | b16 | reviews only TR-BERT / only the reference gets right | p (McNemar) |",
+          "|---|---|---|---|---|---|"]
     for v in verdicts:
-        md.append(f"| {v['alpha']} | {v['drop']:+.2f} | {yes_no(v['met_b1'])} | {yes_no(v['met_b16'])} |")
-    md += ["\n- TR-BERT against each baseline at the same kept ratios (dev+test accuracy, 95 % Wilson intervals):\n",
-           "| α | baseline | TR-BERT | baseline | TR-BERT − baseline | rel. FLOPs (TR-BERT / baseline) |",
-           "|---|---|---|---|---|---|"]
+        md.append(f"| {v['alpha']} | {v['drop']:+.2f} | {yes_no(v['met_b1'])} | {yes_no(v['met_b16'])} | "
+                  f"{_discordant(v)} |")
+    md += ["\n- TR-BERT against each baseline at the same kept ratios (dev+test accuracy, 95 % Wilson intervals; "
+           "p: McNemar's exact test on the same reviews, user_dir/bench/paired_accuracy.py):\n",
+           "| α | baseline | TR-BERT | baseline | TR-BERT − baseline | reviews only TR-BERT / only the baseline "
+           "gets right | p (McNemar) | rel. FLOPs (TR-BERT / baseline) |",
+           "|---|---|---|---|---|---|---|---|"]
     for c in comparisons:
         md.append(f"| {c['alpha']} | {c['baseline']} | {c['trbert']:.2f} ({c['trbert_ci95'][0]:.1f}–"
                   f"{c['trbert_ci95'][1]:.1f}) | {c['baseline_quality']:.2f} ({c['baseline_ci95'][0]:.1f}–"
-                  f"{c['baseline_ci95'][1]:.1f}) | {c['difference']:+.2f} | {c['trbert_flops']:.3f} / "
-                  f"{c['baseline_flops']:.3f} |")
+                  f"{c['baseline_ci95'][1]:.1f}) | {c['difference']:+.2f} | {_discordant(c)} | "
+                  f"{c['trbert_flops']:.3f} / {c['baseline_flops']:.3f} |")
     md += ["\n## Steps (wall time on this machine)\n", step_times_markdown(st.summary()),
            "\nSettings: `" + json.dumps(settings) + "`\n"]
     write_results("trbert", result, "\n".join(md), "TR-BERT vs residual-strategy and attention top-k at the "
                   "same kept ratios, long reviews, MiniLM-L6", "accuracy %")
+
+
+def _discordant(entry) -> str:
+    """'a / b | p' cells of a comparison, or blanks without the significance step."""
+    if "p_mcnemar" not in entry:
+        return " | "
+    return f"{entry['only_trbert_right']} / {entry['only_other_right']} | {entry['p_mcnemar']:.2g}"
 
 
 def _table(rows):

@@ -36,7 +36,13 @@ def written(monkeypatch):
     }
     st = type("St", (), {"summary": lambda self: [{"step": "trbert/x", "seconds": 60.0, "finished": "now"}]})()
     details = {a: {"keep_ratios": r, "splits": ["valid", "test"]} for a, r in ratios.items()}
-    trbert_suite.write(names, {"models": models, "protocol": {"rounds": 5, "threads": 1}}, st, ratios, details, "d")
+    # the significance step: accuracies as the harness's, and the discordant reviews of each pair
+    accuracy = {k: (m["valid"]["accuracy"] + m["test"]["accuracy"]) / 2 for k, m in models.items()}
+    pairs = [{"a": "trbert-0.5", "b": "init-topk-0.5", "a_only": 12, "b_only": 3, "p": 0.035},
+             {"a": "trbert-0.5", "b": "base", "a_only": 2, "b_only": 5, "p": 0.45}]
+    trbert_suite.write(names, {"models": models, "protocol": {"rounds": 5, "threads": 1}}, st, ratios, details, "d",
+                       {"accuracy": accuracy, "pairs": pairs})
+    out.update(names=names, models=models, st=st, ratios=ratios, details=details, accuracy=accuracy)
     return out
 
 
@@ -69,6 +75,10 @@ def test_verdicts_and_comparisons(written):
     assert init["difference"] == pytest.approx((247 - 238) / 3, abs=0.01)
     assert (init["trbert_flops"], init["baseline_flops"]) == (pytest.approx(0.55), pytest.approx(0.56))
     assert len(comps) == 4
+    assert (init["p_mcnemar"], init["only_trbert_right"], init["only_other_right"]) == (0.035, 12, 3)
+    assert "p_mcnemar" not in comps[("0.5", "attention top-k at α 0.5's ratios")]  # no such pair given
+    assert verdicts["0.5"]["p_mcnemar"] == 0.45 and "| 0.5 | +1.00 | **met** | **met** | 2 / 5 | 0.45 |" in written["md"]
+    assert "| +3.00 | 12 / 3 | 0.035 |" in written["md"]
     assert "| 2.0 | +4.33 | **not met** | **not met** |" in written["md"] and json.dumps(written["result"])
 
 
@@ -78,3 +88,13 @@ def test_baseline_specs_carry_the_alphas_ratios():
     assert specs["init-topk-1.0"] == "init-topk-1.0=init.pt:trbert_select=policy_topk,trbert_keep_ratios='0.4100,0.3000'"
     assert specs["attn-topk-1.0"].startswith("attn-topk-1.0=ft.pt:arch=trbert_roberta_minilm,trbert_select=attention_topk")
     assert [n[2] for n in names] == ["reference", "method", "baseline", "baseline"]
+
+
+def test_significance_must_score_as_the_harness(written):
+    """The same models on the same reviews: a different accuracy in the significance step means the
+    two steps did not measure the same thing, and nothing is written."""
+    accuracy = dict(written["accuracy"], **{"trbert-2.0": written["accuracy"]["trbert-2.0"] + 1.0})
+    with pytest.raises(RuntimeError, match="trbert-2.0 scores"):
+        trbert_suite.write(written["names"], {"models": written["models"], "protocol": {"rounds": 5, "threads": 1}},
+                           written["st"], written["ratios"], written["details"], "d",
+                           {"accuracy": accuracy, "pairs": []})

@@ -212,6 +212,23 @@ def test_harness_measures_a_fine_tuned_model_with_attention_topk(tmp_path, cli):
     assert got["examples"] == 64 and got["reduce_layers"] == [1, 2]
     assert all(abs(r - 0.5) < 0.05 for r in got["keep_ratios"]) and "half 0." in proc.stdout
 
+    # paired per-example correctness: the harness's accuracies, and keeping every token = the base
+    paired = tmp_path / "paired.json"
+    cli(["python", "-m", "user_dir.bench.paired_accuracy", enc.data_dir, "--model", f"base={ft}",
+         "--model", f"half={attn},trbert_keep_ratios='0.5,0.5'", "--model", f"all={attn},trbert_keep_ratios='1.0,1.0'",
+         "--pair", "half:base", "--pair", "all:base", "--out", paired])
+    got = json.loads(paired.read_text())
+    for name in ("base", "half", "all"):
+        pooled = sum(models[name][s]["accuracy"] * models[name][s]["examples"] for s in ("valid", "test")) / 64
+        assert got["accuracy"][name] == pytest.approx(pooled, abs=1e-9) and len(got["correct"][name]) == 64
+    same = got["pairs"][1]
+    assert (same["a"], same["b"], same["a_only"], same["b_only"], same["p"]) == ("all", "base", 0, 0, 1.0)
+    half = got["pairs"][0]
+    assert half["a_correct"] - half["b_correct"] == half["a_only"] - half["b_only"] and 0 < half["p"] <= 1
+    bad = cli(["python", "-m", "user_dir.bench.paired_accuracy", enc.data_dir, "--model", f"base={ft}",
+               "--pair", "base:other"], check=False)
+    assert bad.returncode != 0 and "--pair 'base:other'" in bad.stdout
+
     bad = cli(["python", "-m", "user_dir.bench.compare", enc.data_dir, "--model", f"base={ft}",
                "--model", f"x={ft}:arch=trbert_roberta_minilm,trbert_select=attention_topk", "--splits", "test",
                "--batch-sizes", ""], check=False)

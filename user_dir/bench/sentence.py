@@ -220,9 +220,10 @@ def score(sm: SentenceModel, samples: List[dict]) -> dict:
 def correct_mask(sm: SentenceModel, samples: List[dict]) -> torch.Tensor:
     """Per-example correctness (bool) in dataset id order, for paired comparisons and intervals."""
     ids, hits = [], []
+    device = next(sm.model.parameters()).device
     with torch.inference_mode():
         for sample in samples:
-            logits, _, _ = forward_with_cost(sm, sample["net_input"]["src_tokens"])
+            logits, _, _ = forward_with_cost(sm, sample["net_input"]["src_tokens"].to(device))
             hits.append(logits.argmax(-1).cpu() == sample["target"].view(-1))
             ids.append(sample["id"])
     order = torch.cat(ids).argsort()
