@@ -236,6 +236,8 @@ def write(names, measured, st, ratios, ratio_details, data, paired=None):
         if alpha is not None:
             row["alpha"] = float(alpha)
             row["keep_ratios"] = ratios[alpha]  # per point, of the active tokens (TR-BERT's own, measured)
+        if family == "method" and "padding_b32" in ratio_details.get(alpha, {}):
+            row["padding_b32"] = [round(x, 3) for x in ratio_details[alpha]["padding_b32"]]
         rows.append(row)
     base = rows[0]
     by_key = {n[0]: r for n, r in zip(names, rows)}
@@ -282,7 +284,9 @@ def write(names, measured, st, ratios, ratio_details, data, paired=None):
           f"{proto['rounds']} interleaved rounds (min–max) on the test reviews at batch 1, 16 and 32, "
           f"{proto['threads']} thread(s), every model in one process (protocol: docs/benchmarking.md). "
           "Each baseline keeps, per example and reduction point, round(r·n) of its n active tokens with "
-          "r the ratio the TR-BERT model of the same α keeps on dev+test.\n",
+          "r the ratio the TR-BERT model of the same α keeps on dev+test. Padding b32: share of the slots "
+          "of the batches of 32 after each reduction point that no kept token fills (the policy keeps a "
+          "different count per review; a batch runs at its longest).\n",
           _table(rows),
           "\n## Targets\n",
           f"- ≥ {TARGET_SPEEDUP:g}x measured speed-up at batch 1 and 16 with ≤ {TARGET_DROP} points drop (dev+test):\n",
@@ -323,7 +327,8 @@ def _table(rows):
         r["95 % CI"] = f"{r['quality_ci95'][0]:.1f}–{r['quality_ci95'][1]:.1f}"
         r["kept/point"] = " ".join(f"{v:.2f}" for v in r.get("kept", {}).values())
         r["r per point"] = " ".join(f"{v:.3f}" for v in r.get("keep_ratios", []))
-    cols = ("dev", "test", "95 % CI", "kept/point", "r per point", "peak_mb")
+        r["padding b32/point"] = " ".join(f"{v:.2f}" for v in r.get("padding_b32", []))
+    cols = ("dev", "test", "95 % CI", "kept/point", "r per point", "padding b32/point", "peak_mb")
     table = markdown_table(rows, "accuracy", extra=cols)
     for r in rows:
         for col in cols[:-1]:

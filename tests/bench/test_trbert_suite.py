@@ -35,7 +35,7 @@ def written(monkeypatch):
         "attn-topk-2.0": _measured(112, 111, 0.30, 3.0, kept),
     }
     st = type("St", (), {"summary": lambda self: [{"step": "trbert/x", "seconds": 60.0, "finished": "now"}]})()
-    details = {a: {"keep_ratios": r, "splits": ["valid", "test"]} for a, r in ratios.items()}
+    details = {a: {"keep_ratios": r, "splits": ["valid", "test"], "padding_b32": [0.2, 0.25]} for a, r in ratios.items()}
     # the significance step: accuracies as the harness's, and the discordant reviews of each pair
     accuracy = {k: (m["valid"]["accuracy"] + m["test"]["accuracy"]) / 2 for k, m in models.items()}
     pairs = [{"a": "trbert-0.5", "b": "init-topk-0.5", "a_only": 12, "b_only": 3, "p": 0.035},
@@ -62,6 +62,8 @@ def test_rows_pool_dev_and_test(written):
     assert tr["kept"] == {"kept_l1": pytest.approx(0.3), "kept_l3": pytest.approx(0.15)}  # (0.6 + 3·0.2)/4
     assert tr["alpha"] == 0.5 and tr["keep_ratios"] == [0.6, 0.5]
     assert rows["attention top-k at α 2.0's ratios"]["family"] == "baseline"
+    assert tr["padding_b32"] == [0.2, 0.25] and "padding_b32" not in rows["init policy top-k at α 0.5's ratios"]
+    assert "| 0.20 0.25 |" in written["md"]
 
 
 def test_verdicts_and_comparisons(written):

@@ -211,6 +211,7 @@ def test_harness_measures_a_fine_tuned_model_with_attention_topk(tmp_path, cli):
     got = json.loads(ratios.read_text())["models"]["half"]
     assert got["examples"] == 64 and got["reduce_layers"] == [1, 2]
     assert all(abs(r - 0.5) < 0.05 for r in got["keep_ratios"]) and "half 0." in proc.stdout
+    assert len(got["padding_b32"]) == 2 and all(0.0 <= x < 1.0 for x in got["padding_b32"])
 
     # paired per-example correctness: the harness's accuracies, and keeping every token = the base
     paired = tmp_path / "paired.json"
@@ -233,3 +234,17 @@ def test_harness_measures_a_fine_tuned_model_with_attention_topk(tmp_path, cli):
                "--model", f"x={ft}:arch=trbert_roberta_minilm,trbert_select=attention_topk", "--splits", "test",
                "--batch-sizes", ""], check=False)
     assert bad.returncode != 0 and "--trbert-select attention_topk needs --trbert-keep-ratios" in bad.stdout
+
+
+def test_keep_ratios_report_the_padding_of_the_batches_by_hand():
+    """Keeping every token: the batch after each point is as padded as the input batch, i.e.
+    1 − Σ n / Σ (batch size × longest), here over two batches."""
+    from user_dir.trbert.keep_ratios import batch_padding, kept_and_active
+    d = tiny_dictionary()
+    samples = [{"net_input": {"src_tokens": random_batch(d, lengths, seed=2)}, "nsentences": len(lengths)}
+               for lengths in ([20, 11, 6], [8, 8])]
+    sm = SentenceModel("all", "-", _model("policy_topk", "1.0,1.0"), task=None, head=HEAD)
+    got = kept_and_active(sm, samples)
+    assert got["examples"] == 5 and got["slots"] == [3 * 20 + 2 * 8] * 2
+    assert got["kept"] == [20 + 11 + 6 + 8 + 8 - 5] * 2  # real tokens except <s>
+    assert batch_padding(got) == [pytest.approx(1 - 53 / 76)] * 2

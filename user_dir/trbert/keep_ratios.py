@@ -9,7 +9,9 @@ with ``n_w`` the active tokens entering point w (real tokens except ``<s>``) and
 tokens leaving it (``<s>`` included, hence the − 1). Passing these ratios as
 ``--trbert-keep-ratios r_1,r_2`` to ``--trbert-select policy_topk`` / ``attention_topk``, where
 every example keeps ``round(r_w · n_w)`` of its active tokens, keeps as many tokens in total as the
-model did (up to rounding) on the same examples. Prints one ``NAME r_1,r_2`` line per model.
+model did (up to rounding) on the same examples. Prints one ``NAME r_1,r_2`` line per model. The
+JSON also gives ``padding_b32`` per point: the share of the slots of the batches of 32 (length-sorted,
+as the harness scores) that no kept token fills after the point.
 """
 import argparse
 import json
@@ -27,11 +29,12 @@ logger = logging.getLogger("user_dir.trbert.keep_ratios")
 
 @torch.inference_mode()
 def kept_and_active(sm: "sentence.SentenceModel", samples: Sequence[dict]) -> Dict[str, List[float]]:
-    """Summed ``kept_w − 1`` and active tokens ``n_w`` per reduction point over ``samples``."""
+    """Summed ``kept_w − 1``, active tokens ``n_w`` and batch slots (batch size × the longest kept
+    example: what the layers after point w run on) per reduction point over ``samples``."""
     if not sm.reduces_tokens:
         raise ValueError(f"{sm.path}: not a TR-BERT model (no reduction points)")
     device = next(sm.model.parameters()).device
-    kept = active = None
+    kept = active = slots = None
     examples = 0
     for sample in samples:
         control = ReductionControl("greedy")
@@ -39,9 +42,10 @@ def kept_and_active(sm: "sentence.SentenceModel", samples: Sequence[dict]) -> Di
                  reduction=control)
         k = torch.stack([(p.kept - 1).double().sum() for p in control.points])
         a = torch.stack([p.active.sum().double() for p in control.points])
-        kept, active = (k, a) if kept is None else (kept + k, active + a)
+        b = torch.stack([p.kept.max().double() * p.kept.numel() for p in control.points])
+        kept, active, slots = (k, a, b) if kept is None else (kept + k, active + a, slots + b)
         examples += sample["nsentences"]
-    return {"kept": kept.tolist(), "active": active.tolist(), "examples": examples}
+    return {"kept": kept.tolist(), "active": active.tolist(), "slots": slots.tolist(), "examples": examples}
 
 
 def keep_ratios(sm: "sentence.SentenceModel", splits: Sequence[str]) -> dict:
@@ -56,7 +60,14 @@ def keep_ratios(sm: "sentence.SentenceModel", splits: Sequence[str]) -> dict:
                             else totals[key] + counts[key]) for key in counts}
     ratios = [k / a if a else 1.0 for k, a in zip(totals["kept"], totals["active"])]
     return {"reduce_layers": list(sm.model.reduce_layers), "keep_ratios": ratios, "splits": list(splits),
-            **totals}
+            "padding_b32": batch_padding(totals), **totals}
+
+
+def batch_padding(totals: dict) -> List[float]:
+    """Per point, the share of the batches' slots after it that no kept token fills: a batch
+    continues at its longest kept example, so a selection that keeps different counts per example
+    pays for slots no token fills (``kept`` excludes each example's ``<s>``, the slots include it)."""
+    return [1.0 - (k + totals["examples"]) / b for k, b in zip(totals["kept"], totals["slots"])]
 
 
 def format_ratios(ratios: Sequence[float], digits: int = 4) -> str:
