@@ -11,7 +11,6 @@ kept-token ratios of token-pruning models, parameters, throughput and speed-up a
 order; at small batch sizes at most ``timing_limit`` examples, evenly spread over all lengths.
 """
 import argparse
-import json
 import logging
 import time
 from typing import Dict, List, Optional, Sequence
@@ -19,7 +18,7 @@ from typing import Dict, List, Optional, Sequence
 import torch
 
 import user_dir  # noqa: F401  (registers the plugin's models)
-from user_dir.bench import memory, sentence, timing
+from user_dir.bench import json_out, memory, sentence, timing
 
 logger = logging.getLogger("user_dir.bench.compare")
 
@@ -122,13 +121,8 @@ def main(argv: Optional[List[str]] = None):
     sizes = [int(b) for b in args.batch_sizes.split(",") if b]
     result = measure(models, args.splits.split(","), sizes, timing.Protocol(args.threads, args.rounds),
                      args.timing_split, timing.parse_limits(args.timing_limit), log=progress)
-    text = json.dumps({"protocol": timing.Protocol(args.threads, args.rounds).as_dict(), "device": args.device,
-                       "models": result}, indent=1)
-    if args.out:
-        with open(args.out, "w", encoding="utf-8") as f:
-            f.write(text + "\n")
-    else:
-        print(text)
+    json_out.emit({"protocol": timing.Protocol(args.threads, args.rounds).as_dict(), "device": args.device,
+                   "models": result}, args.out)
 
 
 if __name__ == "__main__":

@@ -14,14 +14,13 @@ Models load as in :mod:`user_dir.bench.compare` (same specs, same length-sorted 
 the accuracies here are the harness's; the examples of all ``--splits`` are pooled.
 """
 import argparse
-import json
 import math
 from typing import Dict, List, Optional, Sequence
 
 import torch
 
 import user_dir  # noqa: F401  (registers the plugin's models)
-from user_dir.bench import compare, sentence
+from user_dir.bench import compare, json_out, sentence
 
 
 def mcnemar_exact(a_correct: Sequence[bool], b_correct: Sequence[bool]) -> dict:
@@ -84,12 +83,7 @@ def main(argv: Optional[List[str]] = None):
     for r in result["pairs"]:
         print(f"{r['a']} vs {r['b']}: {r['a_correct']} / {r['b_correct']} of {r['examples']} right; "
               f"only {r['a']} {r['a_only']}, only {r['b']} {r['b_only']}; p = {r['p']:.3g}", flush=True)
-    text = json.dumps(result, indent=1)
-    if args.out:
-        with open(args.out, "w", encoding="utf-8") as f:
-            f.write(text + "\n")
-    else:
-        print(text)
+    json_out.emit(result, args.out)
 
 
 if __name__ == "__main__":

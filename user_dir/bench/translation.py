@@ -30,7 +30,6 @@ hypothesis of the timing passes to that many tokens plus eos, the same decoding 
 the BLEU pass always decodes freely.
 """
 import argparse
-import json
 import logging
 from argparse import Namespace
 from dataclasses import dataclass, field
@@ -40,7 +39,7 @@ import numpy as np
 import torch
 
 import user_dir  # noqa: F401  (registers the plugin's models; allowlists fairseq checkpoints)
-from user_dir.bench import memory, timing
+from user_dir.bench import json_out, memory, timing
 
 logger = logging.getLogger("user_dir.bench.translation")
 
@@ -280,14 +279,9 @@ def main(argv: Optional[List[str]] = None):
     protocol = timing.Protocol(args.threads, args.rounds)
     result = measure(models, args.split, sizes, protocol, timing.parse_limits(args.timing_limit), args.beam,
                      args.bleu_batch_size, forced_len=args.forced_len, with_bleu=not args.no_bleu)
-    text = json.dumps({"protocol": protocol.as_dict(), "split": args.split, "beam": args.beam,
-                       "forced_len": args.forced_len,
-                       "batch_sizes": sizes, "timing_limit": timing.parse_limits(args.timing_limit), "models": result}, indent=1)
-    if args.out:
-        with open(args.out, "w", encoding="utf-8") as f:
-            f.write(text + "\n")
-    else:
-        print(text)
+    json_out.emit({"protocol": protocol.as_dict(), "split": args.split, "beam": args.beam,
+                   "forced_len": args.forced_len, "batch_sizes": sizes,
+                   "timing_limit": timing.parse_limits(args.timing_limit), "models": result}, args.out)
 
 
 if __name__ == "__main__":

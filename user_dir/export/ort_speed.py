@@ -22,7 +22,7 @@ import os
 from typing import Dict, List, Optional, Sequence
 
 import user_dir  # noqa: F401  (registers the plugin's models)
-from user_dir.bench import timing
+from user_dir.bench import json_out, timing
 from user_dir.export import ort_runtime
 from user_dir.export.loading import ExportError, load
 
@@ -163,12 +163,7 @@ def main(argv: Optional[List[str]] = None):
                          with_flops=not args.no_flops, forced_len=args.forced_len)
     except ExportError as e:  # bad input: one line, no traceback
         p.error(str(e))
-    text = json.dumps(result, indent=1)
-    if args.out:
-        with open(args.out, "w", encoding="utf-8") as f:
-            f.write(text + "\n")
-    else:
-        print(text)
+    json_out.emit(result, args.out)
 
 
 if __name__ == "__main__":
