@@ -35,7 +35,7 @@ def measure(models: Dict[str, "sentence.SentenceModel"], splits: Sequence[str], 
     out = {name: {"path": m.path, "overrides": m.overrides, "parameters": m.parameters(),
                   "encoder_layers": m.layer_sizes()} for name, m in models.items()}
     for split in splits:
-        samples = sentence.batches(task, split, 32, max_positions=max_pos)
+        samples = sentence.batches(task, split, sentence.SCORE_BATCH_SIZE, max_positions=max_pos)
         for name, m in models.items():
             out[name][split] = sentence.score(m, samples)
         for name in names:

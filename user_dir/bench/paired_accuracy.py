@@ -43,7 +43,7 @@ def correct_by_model(models: Dict[str, "sentence.SentenceModel"], splits: Sequen
     max_pos = ref.model.max_positions()
     out = {name: [] for name in models}
     for split in splits:
-        samples = sentence.batches(ref.task, split, 32, max_positions=max_pos)
+        samples = sentence.batches(ref.task, split, sentence.SCORE_BATCH_SIZE, max_positions=max_pos)
         for name, m in models.items():
             out[name].append(sentence.correct_mask(m, samples))
     return {name: torch.cat(masks) for name, masks in out.items()}

@@ -27,6 +27,10 @@ from user_dir.ltp.flops import LayerDims, layer_macs
 
 logger = logging.getLogger(__name__)
 
+# every sentence-prediction score of the bench runs on fairseq's length-sorted batches of this size
+# (fairseq-validate's batches with --batch-size 32), so that figures of different tools agree
+SCORE_BATCH_SIZE = 32
+
 
 @dataclass
 class SentenceModel:

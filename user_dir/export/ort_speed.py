@@ -112,9 +112,10 @@ def _timed(reference, exports, split, bsz, limit, threads, beam, forced_len=None
 def _relative_flops(sources, reference, split) -> Dict[str, float]:
     """Summed MACs over the split of each source checkpoint / the first's (the bench's counting)."""
     if reference.kind == "sentence":
-        from user_dir.bench.sentence import SentenceModel, batches, score
+        from user_dir.bench.sentence import SCORE_BATCH_SIZE, SentenceModel, batches, score
 
-        samples = batches(reference.task, split, 32, max_positions=reference.reference.max_positions())
+        samples = batches(reference.task, split, SCORE_BATCH_SIZE,
+                          max_positions=reference.reference.max_positions())
         macs = {n: score(SentenceModel(n, s.path, s.reference, reference.task, s.head, s.regression), samples)["macs"]
                 for n, s in sources.items()}
     else:

@@ -52,7 +52,8 @@ def keep_ratios(sm: "sentence.SentenceModel", splits: Sequence[str]) -> dict:
     """``{"reduce_layers", "keep_ratios", "kept", "active", "examples", "splits"}`` of one model."""
     totals = None
     for split in splits:
-        counts = kept_and_active(sm, sentence.batches(sm.task, split, 32, max_positions=sm.model.max_positions()))
+        samples = sentence.batches(sm.task, split, sentence.SCORE_BATCH_SIZE, max_positions=sm.model.max_positions())
+        counts = kept_and_active(sm, samples)
         if totals is None:
             totals = counts
         else:
